@@ -1,0 +1,220 @@
+//! domain_pci_config: the `pci` settings of an xl domain config file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use xenpci::args::{bool_lenient, opt_bool_lenient, OneOrMany};
+use xenpci::domcfg::{self, ListState, Passthrough, PciRequest, WriteSpec};
+use xenpci::fileio::{self, FileLock};
+use xenpci::protocol::{self, Diff, Failure, Mode, Module, Outcome};
+use xenpci::spec::{PciSpec, SpecArg};
+use xenpci::xlcfg::XlConfig;
+
+/// Edit the pci list of an xl domain config file.
+///
+/// Adds, updates or removes entries of the `pci = [ ... ]` list of an xl
+/// domain config file (xl.cfg(5)), and sets the `pci_*` per-device defaults
+/// and `passthrough`. The file is read with xl's own grammar: a file xl
+/// would refuse, or whose pci entries xl cannot parse, is refused with the
+/// line and the reason, and left untouched.
+///
+/// Only what must change changes: every byte outside the edited entries and
+/// settings stays as it was, and an edited list keeps its layout (one line,
+/// or one entry per line with its indentation, quotes and comments).
+///
+/// Idempotent: entries are compared as xl reads them (`07:00.0` is
+/// `0000:07:00.0`; hex case and option order do not matter). The file is
+/// replaced atomically (temporary file, fsync, rename), keeping its owner
+/// and mode, under a lock so that concurrent runs lose no update. A symlink
+/// is followed and its target edited. Check mode and diff mode are
+/// supported.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct Args {
+    /// Path of the domain config file, e.g. `/etc/xen/vm1.cfg`.
+    path: PathBuf,
+    /// The devices: PCI_SPEC_STRINGs as in xl.cfg(5) (`07:00.0`,
+    /// `0000:07:00.0@8,permissive=1`, `name=gpu`), or objects with the
+    /// fields `bdf`, `vslot`, `permissive`, `msitranslate`, `seize`,
+    /// `power_mgmt`, `rdm_policy`, `name`. A single string is one device.
+    #[serde(default)]
+    devices: OneOrMany<SpecArg>,
+    /// `present`: each device is listed, with exactly the options given
+    /// (an entry with other options is rewritten). `absent`: no entry for
+    /// these devices remains. `exact`: the list holds exactly these devices.
+    #[serde(default)]
+    state: ListState,
+    /// Set `pci_permissive` (the default for entries without `permissive=`).
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    permissive: Option<bool>,
+    /// Set `pci_msitranslate`.
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    msitranslate: Option<bool>,
+    /// Set `pci_seize`.
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    seize: Option<bool>,
+    /// Set `pci_power_mgmt`.
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    power_mgmt: Option<bool>,
+    /// Set xl's `passthrough`. A guest created without a pci list needs
+    /// `enabled` to take hot-plugged devices later; it takes effect when the
+    /// guest is next created.
+    #[serde(default)]
+    passthrough: Option<Passthrough>,
+    /// Keep a timestamped copy of the old file (`FILE.PID.DATE@TIME~`).
+    #[serde(default, deserialize_with = "bool_lenient")]
+    backup: bool,
+    /// A command run on the new file before it replaces the old one; `%s`
+    /// stands for the file. A non-zero exit leaves the old file in place,
+    /// e.g. `xl create -n %s`.
+    #[serde(default)]
+    validate: Option<String>,
+    /// Create the file when it does not exist (otherwise that is an error).
+    #[serde(default, deserialize_with = "bool_lenient")]
+    create: bool,
+}
+
+/// The module's own keys of the result.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Facts {
+    /// The file edited (a symlink's target when `path` is a symlink).
+    path: String,
+    /// The pci list after the run, each entry in canonical form.
+    devices: Vec<String>,
+    /// The backup made, when `backup` was set and the file changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_file: Option<String>,
+}
+
+struct DomainPciConfig;
+
+impl Module for DomainPciConfig {
+    const NAME: &'static str = "domain_pci_config";
+    const ALIASES: &'static [(&'static str, &'static str)] = &[("dest", "path")];
+    type Args = Args;
+    type Facts = Facts;
+
+    fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
+        let req = request(&args)?;
+        let target = fileio::resolve_target(&args.path).map_err(domcfg::DomCfgError::from)?;
+        // Check mode must not even create the lock file.
+        let lock = if mode.check {
+            None
+        } else {
+            Some(FileLock::acquire(&target).map_err(domcfg::DomCfgError::from)?)
+        };
+        let before = read(&args, &target)?;
+        let existed = before.is_some();
+        let before = before.unwrap_or_default();
+        let cfg = XlConfig::parse(&before).map_err(|err| domcfg::DomCfgError::Syntax {
+            path: target.clone(),
+            err,
+        })?;
+        let plan = domcfg::plan(&cfg, &target, &req)?;
+        let mut actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
+        let mut written = domcfg::Written::default();
+        if plan.changed() {
+            if args.backup && existed {
+                actions.push(format!("back up {}", target.display()));
+            }
+            actions.push(format!("write {}", target.display()));
+            if let Some(lock) = &lock {
+                let how = WriteSpec {
+                    backup: args.backup,
+                    validate: args.validate.as_deref(),
+                };
+                written = domcfg::write(&target, existed, &plan.after, &how, lock)?;
+            }
+        }
+        let mut warnings = plan.warnings.clone();
+        if args.state == ListState::Absent && req.devices.iter().any(has_options) {
+            warnings.push("options of devices are ignored with state=absent".into());
+        }
+        let header = target.display().to_string();
+        Ok(Outcome {
+            changed: plan.changed(),
+            msg: summary(&plan),
+            actions,
+            diff: vec![Diff {
+                before_header: header.clone(),
+                after_header: header.clone(),
+                before: String::from_utf8_lossy(&before).into_owned(),
+                after: String::from_utf8_lossy(&plan.after).into_owned(),
+            }],
+            warnings,
+            facts: Facts {
+                path: header,
+                devices: plan.devices.iter().map(|d| d.to_string()).collect(),
+                backup_file: written.backup_file.map(|p| p.display().to_string()),
+            },
+        })
+    }
+}
+
+/// The checked request: specs parsed, duplicates and `validate` refused
+/// before the file is touched.
+fn request(args: &Args) -> Result<PciRequest, Failure> {
+    let mut devices: Vec<PciSpec> = Vec::new();
+    for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
+        let spec = arg
+            .to_spec()
+            .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
+        if let Some(prev) = devices.iter().find(|d| d.same_device(&spec)) {
+            return Err(Failure::msg(format!(
+                "devices[{i}]: {} is given twice (also as '{prev}')",
+                spec.key()
+            )));
+        }
+        devices.push(spec);
+    }
+    if let Some(v) = &args.validate {
+        if !v.contains("%s") {
+            return Err(Failure::msg(format!("validate must contain %s: {v}")));
+        }
+    }
+    Ok(PciRequest {
+        devices,
+        state: args.state,
+        defaults: [args.permissive, args.msitranslate, args.seize, args.power_mgmt],
+        passthrough: args.passthrough,
+    })
+}
+
+fn read(args: &Args, target: &Path) -> Result<Option<Vec<u8>>, Failure> {
+    let bytes = fileio::read_file(target, fileio::DEFAULT_MAX_SIZE).map_err(domcfg::DomCfgError::from)?;
+    if bytes.is_none() && !args.create {
+        return Err(Failure::msg(format!(
+            "Destination {} does not exist (set create: true to create it)",
+            args.path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn has_options(s: &PciSpec) -> bool {
+    *s != PciSpec::new(s.key().clone())
+}
+
+fn summary(plan: &domcfg::Plan) -> String {
+    if !plan.changed() {
+        return "pci settings already as requested".into();
+    }
+    let count = |f: fn(&domcfg::Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
+    let parts = [
+        (count(|a| matches!(a, domcfg::Action::Add(_))), "added"),
+        (count(|a| matches!(a, domcfg::Action::Update { .. })), "updated"),
+        (count(|a| matches!(a, domcfg::Action::Remove(_))), "removed"),
+        (count(|a| matches!(a, domcfg::Action::Set { .. })), "setting(s) written"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| if w.starts_with("setting") { format!("{n} {w}") } else { format!("{n} entr{} {w}", if *n == 1 { "y" } else { "ies" }) })
+        .collect();
+    words.join(", ")
+}
+
+fn main() -> ExitCode {
+    protocol::main::<DomainPciConfig>()
+}

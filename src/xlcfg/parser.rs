@@ -1,0 +1,313 @@
+//! The grammar of `libxlu_cfg_y.y` (Xen 4.17) over the tokens of [`lexer`].
+//!
+//! ```text
+//! file       := (assignment? endstmt)* assignment?
+//! assignment := IDENT ('=' | '+=') value
+//! endstmt    := NEWLINE | ';'
+//! value      := STRING | NUMBER | '[' NEWLINE* valuelist ']'
+//! valuelist  := ε | value NEWLINE* (',' NEWLINE* value NEWLINE*)* (',' NEWLINE*)?
+//! ```
+//!
+//! A value must start on the line of its `=`; inside brackets newlines may
+//! stand anywhere but before a comma. The parser stops at the first error xl
+//! would report and gives the line xl gives (see [`CfgError`]).
+//!
+//! [`lexer`]: super::lexer
+
+use std::ops::Range;
+
+use super::lexer::{lex, Token, TokenKind};
+use super::CfgError;
+
+/// `=` or `+=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`: replaces any earlier value.
+    Assign,
+    /// `+=`: appends to the earlier value (strings concatenate, lists join).
+    Add,
+}
+
+/// A string or number as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Atom {
+    /// The token's bytes in the source, quotes included.
+    pub span: Range<usize>,
+    /// `'` or `"` for a string, `None` for a bare number.
+    pub quote: Option<u8>,
+    /// The value xl reads: the decoded string, or the number's text.
+    pub value: Vec<u8>,
+}
+
+/// One element of a list, with the comma that follows it, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The element.
+    pub node: Node,
+    /// Byte offset of the `,` after it.
+    pub comma: Option<usize>,
+}
+
+/// A `[ ... ]` list as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListNode {
+    /// From `[` to `]` inclusive.
+    pub span: Range<usize>,
+    /// The elements in order.
+    pub items: Vec<Item>,
+}
+
+/// A value as written: an atom or a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A string or number.
+    Atom(Atom),
+    /// A list.
+    List(ListNode),
+}
+
+impl Node {
+    /// The node's bytes in the source.
+    pub fn span(&self) -> Range<usize> {
+        match self {
+            Node::Atom(a) => a.span.clone(),
+            Node::List(l) => l.span.clone(),
+        }
+    }
+}
+
+/// One `key = value` or `key += value` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The key.
+    pub key: String,
+    /// The key's bytes in the source.
+    pub key_span: Range<usize>,
+    /// `=` or `+=`.
+    pub op: Op,
+    /// The value as written.
+    pub value: Node,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+impl Assignment {
+    /// From the first byte of the key to the last byte of the value.
+    pub fn span(&self) -> Range<usize> {
+        self.key_span.start..self.value.span().end
+    }
+}
+
+struct Parser<'a> {
+    src: &'a [u8],
+    toks: Vec<Token>,
+    /// Index of the next token not yet looked at.
+    next: usize,
+    /// The last token handed to the grammar (xl's `yylloc`/`yytext` at EOF).
+    last: Option<usize>,
+}
+
+/// Parses `src` into its assignments, or the first error xl would report.
+pub fn parse(src: &[u8]) -> Result<Vec<Assignment>, CfgError> {
+    let mut p = Parser {
+        src,
+        toks: lex(src),
+        next: 0,
+        last: None,
+    };
+    let mut out = Vec::new();
+    loop {
+        let Some(i) = p.peek()? else {
+            return Ok(out);
+        };
+        match p.toks[i].kind {
+            TokenKind::Newline | TokenKind::Semi => p.bump(i),
+            TokenKind::Ident => {
+                let a = p.assignment(i)?;
+                check_concat(&out, &a, &p.toks)?;
+                out.push(a);
+                match p.peek()? {
+                    None => return Ok(out),
+                    Some(j) if matches!(p.toks[j].kind, TokenKind::Newline | TokenKind::Semi) => {
+                        p.bump(j)
+                    }
+                    Some(j) => return Err(p.syntax_error(Some(j))),
+                }
+            }
+            _ => return Err(p.syntax_error(Some(i))),
+        }
+    }
+}
+
+impl Parser<'_> {
+    /// The next grammar token, skipping blanks and unreported bad bytes;
+    /// a lexical error is returned as soon as the scan reaches it.
+    fn peek(&mut self) -> Result<Option<usize>, CfgError> {
+        while self.next < self.toks.len() {
+            let t = &self.toks[self.next];
+            match &t.kind {
+                TokenKind::Blank | TokenKind::Bad { reported: false } => self.next += 1,
+                TokenKind::Bad { reported: true } => {
+                    return Err(CfgError::new(t.line, "lexical error".to_string()))
+                }
+                TokenKind::Str { value: Err(e), .. } => {
+                    return Err(CfgError::new(t.line, e.clone()))
+                }
+                _ => return Ok(Some(self.next)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn bump(&mut self, i: usize) {
+        self.last = Some(i);
+        self.next = i + 1;
+    }
+
+    fn skip_newlines(&mut self) -> Result<Option<usize>, CfgError> {
+        loop {
+            match self.peek()? {
+                Some(i) if self.toks[i].kind == TokenKind::Newline => self.bump(i),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn assignment(&mut self, key: usize) -> Result<Assignment, CfgError> {
+        self.bump(key);
+        let op = match self.peek()? {
+            Some(i) if self.toks[i].kind == TokenKind::Assign => Op::Assign,
+            Some(i) if self.toks[i].kind == TokenKind::AddAssign => Op::Add,
+            other => return Err(self.syntax_error(other)),
+        };
+        let op_tok = self.next;
+        self.bump(op_tok);
+        let value = self.value()?;
+        let t = &self.toks[key];
+        Ok(Assignment {
+            key: String::from_utf8_lossy(&self.src[t.span.clone()]).into_owned(),
+            key_span: t.span.clone(),
+            op,
+            value,
+            line: t.line,
+        })
+    }
+
+    fn value(&mut self) -> Result<Node, CfgError> {
+        let Some(i) = self.peek()? else {
+            return Err(self.syntax_error(None));
+        };
+        let t = self.toks[i].clone();
+        match t.kind {
+            TokenKind::Number => {
+                self.bump(i);
+                Ok(Node::Atom(Atom {
+                    value: self.src[t.span.clone()].to_vec(),
+                    span: t.span,
+                    quote: None,
+                }))
+            }
+            TokenKind::Str {
+                quote,
+                value: Ok(value),
+            } => {
+                self.bump(i);
+                Ok(Node::Atom(Atom {
+                    span: t.span,
+                    quote: Some(quote),
+                    value,
+                }))
+            }
+            TokenKind::Open => {
+                self.bump(i);
+                self.list(t.span.start)
+            }
+            _ => Err(self.syntax_error(Some(i))),
+        }
+    }
+
+    fn list(&mut self, open: usize) -> Result<Node, CfgError> {
+        let mut items: Vec<Item> = Vec::new();
+        let mut after_comma = true;
+        loop {
+            let Some(i) = self.skip_newlines()? else {
+                return Err(self.syntax_error(None));
+            };
+            match self.toks[i].kind {
+                TokenKind::Close => {
+                    self.bump(i);
+                    let span = open..self.toks[i].span.end;
+                    return Ok(Node::List(ListNode { span, items }));
+                }
+                TokenKind::Comma if !after_comma => {
+                    self.bump(i);
+                    if let Some(last) = items.last_mut() {
+                        last.comma = Some(self.toks[i].span.start);
+                    }
+                    after_comma = true;
+                }
+                _ if after_comma => {
+                    let node = self.value()?;
+                    items.push(Item { node, comma: None });
+                    after_comma = false;
+                }
+                _ => return Err(self.syntax_error(Some(i))),
+            }
+        }
+    }
+
+    /// The error bison reports with `tok` as lookahead (`None`: end of file).
+    ///
+    /// xl prints `yylloc.first_line`, less one when `yytext` ends in a
+    /// newline (`xlu__cfg_yyerror`). A NEWLINE token's `first_line` is
+    /// already the line of its newline, so an error at a newline is reported
+    /// one line early; at end of file nothing new was lexed, and the location
+    /// and text are those of the last token.
+    fn syntax_error(&self, tok: Option<usize>) -> CfgError {
+        let shown = tok.or(self.last);
+        let Some(i) = shown else {
+            return CfgError::new(1, "syntax error at end of file".into());
+        };
+        let t = &self.toks[i];
+        let near = if t.kind == TokenKind::Newline {
+            "<newline>".to_string()
+        } else {
+            format!("`{}'", String::from_utf8_lossy(&self.src[t.span.clone()]))
+        };
+        let line = if t.kind == TokenKind::Newline {
+            t.line - 1
+        } else {
+            t.line
+        };
+        let what = if tok.is_none() {
+            "syntax error, unexpected end of file"
+        } else {
+            "syntax error"
+        };
+        CfgError::new(line, format!("config parsing error near {near}: {what}"))
+    }
+}
+
+/// `xlu__cfg_set_store` refuses `+=` between a list and a string, reporting
+/// the line of the value's last token (the lexer has read no further).
+fn check_concat(done: &[Assignment], a: &Assignment, toks: &[Token]) -> Result<(), CfgError> {
+    if a.op != Op::Add {
+        return Ok(());
+    }
+    let Some(prev) = super::fold(done, &a.key) else {
+        return Ok(());
+    };
+    let is_list = matches!(a.value, Node::List(_));
+    if prev.is_list() == is_list {
+        return Ok(());
+    }
+    let end = a.value.span().end;
+    let line = toks
+        .iter()
+        .find(|t| t.span.end == end)
+        .map_or(a.line, |t| t.line);
+    Err(CfgError::new(
+        line,
+        "can't add [list] to \"string\" or vice versa".into(),
+    ))
+}
