@@ -176,13 +176,19 @@ fn request(args: &Args) -> Result<PciRequest, Failure> {
     Ok(PciRequest {
         devices,
         state: args.state,
-        defaults: [args.permissive, args.msitranslate, args.seize, args.power_mgmt],
+        defaults: [
+            args.permissive,
+            args.msitranslate,
+            args.seize,
+            args.power_mgmt,
+        ],
         passthrough: args.passthrough,
     })
 }
 
 fn read(args: &Args, target: &Path) -> Result<Option<Vec<u8>>, Failure> {
-    let bytes = fileio::read_file(target, fileio::DEFAULT_MAX_SIZE).map_err(domcfg::DomCfgError::from)?;
+    let bytes =
+        fileio::read_file(target, fileio::DEFAULT_MAX_SIZE).map_err(domcfg::DomCfgError::from)?;
     if bytes.is_none() && !args.create {
         return Err(Failure::msg(format!(
             "Destination {} does not exist (set create: true to create it)",
@@ -203,14 +209,26 @@ fn summary(plan: &domcfg::Plan) -> String {
     let count = |f: fn(&domcfg::Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
     let parts = [
         (count(|a| matches!(a, domcfg::Action::Add(_))), "added"),
-        (count(|a| matches!(a, domcfg::Action::Update { .. })), "updated"),
+        (
+            count(|a| matches!(a, domcfg::Action::Update { .. })),
+            "updated",
+        ),
         (count(|a| matches!(a, domcfg::Action::Remove(_))), "removed"),
-        (count(|a| matches!(a, domcfg::Action::Set { .. })), "setting(s) written"),
+        (
+            count(|a| matches!(a, domcfg::Action::Set { .. })),
+            "setting(s) written",
+        ),
     ];
     let words: Vec<String> = parts
         .iter()
         .filter(|(n, _)| *n > 0)
-        .map(|(n, w)| if w.starts_with("setting") { format!("{n} {w}") } else { format!("{n} entr{} {w}", if *n == 1 { "y" } else { "ies" }) })
+        .map(|(n, w)| {
+            if w.starts_with("setting") {
+                format!("{n} {w}")
+            } else {
+                format!("{n} entr{} {w}", if *n == 1 { "y" } else { "ies" })
+            }
+        })
         .collect();
     words.join(", ")
 }

@@ -444,7 +444,9 @@ pub(crate) fn scan_xl(b: &[u8], start: usize) -> Result<(BdfPattern, usize), XlB
         if sc.lit(b':') {
             Ok(())
         } else {
-            Err(XlBdfError::Invalid(format!("{shape}: no ':' after the {after}")))
+            Err(XlBdfError::Invalid(format!(
+                "{shape}: no ':' after the {after}"
+            )))
         }
     };
     let (domain, bus, dev, dot) = match colons {

@@ -35,12 +35,14 @@ pub enum Exit {
 
 /// Parses `argv` (program name first).
 pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
-    let matches = command::<M>().try_get_matches_from(argv).map_err(|e| match e.kind() {
-        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-            Exit::Text(e.render().to_string())
-        }
-        _ => Exit::Failed(e.render().to_string().trim().to_string()),
-    })?;
+    let matches = command::<M>()
+        .try_get_matches_from(argv)
+        .map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                Exit::Text(e.render().to_string())
+            }
+            _ => Exit::Failed(e.render().to_string().trim().to_string()),
+        })?;
     let words: Vec<String> = matches
         .get_many::<String>("ARGS")
         .map(|w| w.cloned().collect())
@@ -95,7 +97,10 @@ fn command<M: Module>() -> Command {
 }
 
 fn flag(name: &'static str, help: &'static str) -> Arg {
-    Arg::new(name).long(name).action(ArgAction::SetTrue).help(help)
+    Arg::new(name)
+        .long(name)
+        .action(ArgAction::SetTrue)
+        .help(help)
 }
 
 /// The options section of `--help`: each argument with its doc comment.

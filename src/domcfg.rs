@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fileio::{self, CommandOutput, FileError, FileLock, TempFile, ValidateError, WriteOptions};
+use crate::fileio::{
+    self, CommandOutput, FileError, FileLock, TempFile, ValidateError, WriteOptions,
+};
 use crate::spec::{PciDefaults, PciSpec, SpecError};
 use crate::xlcfg::edit::{Editor, ItemChange};
 use crate::xlcfg::{CfgError, Node, Value, XlConfig};
@@ -170,7 +172,9 @@ pub enum DomCfgError {
     #[error(transparent)]
     Validate(#[from] ValidateError),
     /// The edit did not read back as planned: a bug, so nothing was written.
-    #[error("internal error: the edited file does not read back as planned ({0}); nothing was written")]
+    #[error(
+        "internal error: the edited file does not read back as planned ({0}); nothing was written"
+    )]
     Verify(String),
 }
 
@@ -194,7 +198,10 @@ impl PciConfig {
         let mut entries = Vec::new();
         if let Some(last) = cfg.last("pci") {
             let items = cfg.list_items("pci").ok_or_else(|| {
-                shape(last.line, "pci is a single value, but xl expects a list (and would ignore it)".into())
+                shape(
+                    last.line,
+                    "pci is a single value, but xl expects a list (and would ignore it)".into(),
+                )
             })?;
             for item in items {
                 let Node::Atom(atom) = &item.node else {
@@ -306,13 +313,18 @@ pub fn plan(cfg: &XlConfig, path: &Path, req: &PciRequest) -> Result<Plan, DomCf
 
 /// The list part of the plan: a change per existing entry, the new entries,
 /// and the actions in list order.
-fn plan_list(current: &PciConfig, req: &PciRequest) -> (Vec<ItemChange>, Vec<PciSpec>, Vec<Action>) {
+fn plan_list(
+    current: &PciConfig,
+    req: &PciRequest,
+) -> (Vec<ItemChange>, Vec<PciSpec>, Vec<Action>) {
     let mut changes = vec![ItemChange::Keep; current.entries.len()];
     let mut actions = Vec::new();
     let mut new = Vec::new();
     let wanted = |spec: &PciSpec| req.devices.iter().find(|r| r.same_device(spec));
     for (i, (text, spec)) in current.entries.iter().enumerate() {
-        let first_for_device = current.entries[..i].iter().all(|(_, s)| !s.same_device(spec));
+        let first_for_device = current.entries[..i]
+            .iter()
+            .all(|(_, s)| !s.same_device(spec));
         match (req.state, wanted(spec)) {
             (ListState::Absent, Some(_)) | (ListState::Exact, None) => {
                 changes[i] = ItemChange::Remove;
@@ -345,15 +357,19 @@ fn plan_list(current: &PciConfig, req: &PciRequest) -> (Vec<ItemChange>, Vec<Pci
 }
 
 /// Reads `after` back and checks that its pci list is the planned one.
-fn verify(after: &[u8], current: &PciConfig, changes: &[ItemChange], new: &[PciSpec]) -> Result<Vec<PciSpec>, DomCfgError> {
+fn verify(
+    after: &[u8],
+    current: &PciConfig,
+    changes: &[ItemChange],
+    new: &[PciSpec],
+) -> Result<Vec<PciSpec>, DomCfgError> {
     let mut expected: Vec<PciSpec> = Vec::new();
     for ((_, spec), change) in current.entries.iter().zip(changes) {
         match change {
             ItemChange::Keep => expected.push(spec.clone()),
             ItemChange::Remove => {}
-            ItemChange::Replace(text) => expected.push(
-                PciSpec::parse_xl(text).map_err(|e| DomCfgError::Verify(e.to_string()))?,
-            ),
+            ItemChange::Replace(text) => expected
+                .push(PciSpec::parse_xl(text).map_err(|e| DomCfgError::Verify(e.to_string()))?),
         }
     }
     expected.extend(new.iter().cloned());
@@ -393,7 +409,13 @@ pub struct Written {
 /// beside it, `validate` on that file, atomic rename. The caller holds the
 /// [`FileLock`] of `target` and has checked that the file still holds what
 /// the plan was made from.
-pub fn write(target: &Path, existed: bool, after: &[u8], how: &WriteSpec<'_>, _lock: &FileLock) -> Result<Written, DomCfgError> {
+pub fn write(
+    target: &Path,
+    existed: bool,
+    after: &[u8],
+    how: &WriteSpec<'_>,
+    _lock: &FileLock,
+) -> Result<Written, DomCfgError> {
     let mut done = Written::default();
     let tmp = TempFile::create_beside(target, after, &WriteOptions::default())?;
     if let Some(cmd) = how.validate {

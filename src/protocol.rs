@@ -150,7 +150,10 @@ impl Failure {
 
     /// Adds a key to the result.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
-        self.details.insert(key.into(), serde_json::to_value(value).unwrap_or(Value::Null));
+        self.details.insert(
+            key.into(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
         self
     }
 }
@@ -158,9 +161,20 @@ impl Failure {
 /// The entry point of every module binary.
 pub fn main<M: Module>() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let result = guard(|| run::<M>(&argv));
+    // A big stack: xl's grammar nests lists up to bison's depth limit (about
+    // 5,000 levels), and the reader recurses once per level.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || guard(|| run::<M>(&argv)));
+    let result = match worker {
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| Err("internal error: worker thread died".into())),
+        Err(e) => Err(format!("internal error: cannot start a thread: {e}")),
+    };
     let (text, failed) = match result {
         Ok(Printed::Text(t)) => return print_text(&t),
+        Ok(Printed::Schema(v)) => return print_text(&format!("{v}\n")),
         Ok(Printed::Json(v)) => {
             let failed = v.get("failed").and_then(Value::as_bool).unwrap_or(true);
             (v, failed)
@@ -183,8 +197,10 @@ pub fn main<M: Module>() -> ExitCode {
 enum Printed {
     /// `--help`, `--version`: plain text for a person.
     Text(String),
-    /// The result object (or a schema).
+    /// The result object.
     Json(Value),
+    /// A JSON Schema.
+    Schema(Value),
 }
 
 fn print_text(t: &str) -> ExitCode {
@@ -210,13 +226,15 @@ fn run<M: Module>(argv: &[String]) -> Printed {
     let cli = match crate::cli::parse::<M>(argv) {
         Ok(cli) => cli,
         Err(crate::cli::Exit::Text(t)) => return Printed::Text(t),
-        Err(crate::cli::Exit::Failed(msg)) => return Printed::Json(failure_json(&Failure::msg(msg))),
+        Err(crate::cli::Exit::Failed(msg)) => {
+            return Printed::Json(failure_json(&Failure::msg(msg)))
+        }
     };
     if cli.schema {
-        return Printed::Json(args_schema::<M>());
+        return Printed::Schema(args_schema::<M>());
     }
     if cli.result_schema {
-        return Printed::Json(result_schema::<M>());
+        return Printed::Schema(result_schema::<M>());
     }
     let outcome = read_input(&cli.input)
         .and_then(|obj| split_ansible_keys(obj, cli.mode))
@@ -250,7 +268,11 @@ fn read_input(input: &Input) -> Result<Map<String, Value>, Failure> {
             std::io::stdin()
                 .take(MAX_ARGS_BYTES + 1)
                 .read_to_end(&mut buf)
-                .map_err(|e| Failure::msg(format!("cannot read the arguments from standard input: {e}")))?;
+                .map_err(|e| {
+                    Failure::msg(format!(
+                        "cannot read the arguments from standard input: {e}"
+                    ))
+                })?;
             if buf.len() as u64 > MAX_ARGS_BYTES {
                 return Err(Failure::msg("arguments larger than 64 MiB"));
             }
@@ -273,7 +295,13 @@ fn pairs_to_object(pairs: &[(String, String)]) -> Map<String, Value> {
         .map(|(k, v)| {
             let value = match serde_json::from_str::<Value>(v) {
                 // Only structured JSON and literals; a bare word stays a string.
-                Ok(j @ (Value::Array(_) | Value::Object(_) | Value::Bool(_) | Value::Number(_) | Value::Null)) => j,
+                Ok(
+                    j @ (Value::Array(_)
+                    | Value::Object(_)
+                    | Value::Bool(_)
+                    | Value::Number(_)
+                    | Value::Null),
+                ) => j,
                 _ => Value::String(v.clone()),
             };
             (k.clone(), value)
@@ -281,12 +309,22 @@ fn pairs_to_object(pairs: &[(String, String)]) -> Map<String, Value> {
         .collect()
 }
 
-fn split_ansible_keys(mut obj: Map<String, Value>, cli: Mode) -> Result<(Map<String, Value>, Mode), Failure> {
+fn split_ansible_keys(
+    mut obj: Map<String, Value>,
+    cli: Mode,
+) -> Result<(Map<String, Value>, Mode), Failure> {
     let mut mode = cli;
-    let internal: Vec<String> = obj.keys().filter(|k| k.starts_with("_ansible_")).cloned().collect();
+    let internal: Vec<String> = obj
+        .keys()
+        .filter(|k| k.starts_with("_ansible_"))
+        .cloned()
+        .collect();
     for key in internal {
         let value = obj.remove(&key).unwrap_or(Value::Null);
-        let flag = || crate::args::truthy(&value).ok_or_else(|| Failure::msg(format!("{key} must be a boolean")));
+        let flag = || {
+            crate::args::truthy(&value)
+                .ok_or_else(|| Failure::msg(format!("{key} must be a boolean")))
+        };
         match key.as_str() {
             "_ansible_check_mode" => mode.check |= flag()?,
             "_ansible_diff" => mode.diff |= flag()?,
@@ -315,7 +353,11 @@ fn parse_args<M: Module>(mut obj: Map<String, Value>) -> Result<M::Args, Failure
         let listed: Vec<String> = supported
             .iter()
             .map(|k| {
-                let aliases: Vec<&str> = M::ALIASES.iter().filter(|(_, n)| n == k).map(|(a, _)| *a).collect();
+                let aliases: Vec<&str> = M::ALIASES
+                    .iter()
+                    .filter(|(_, n)| n == k)
+                    .map(|(a, _)| *a)
+                    .collect();
                 if aliases.is_empty() {
                     k.clone()
                 } else {
@@ -356,7 +398,10 @@ pub fn supported_keys<M: Module>() -> Vec<String> {
 /// The short description (the first paragraph of the arguments type's doc)
 /// and the rest of that doc, from an arguments schema.
 pub fn module_doc(schema: &Value) -> (String, String) {
-    let doc = schema.get("description").and_then(Value::as_str).unwrap_or("");
+    let doc = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match doc.split_once("\n\n") {
         Some((short, rest)) => (short.trim().to_string(), rest.trim().to_string()),
         None => (doc.trim().to_string(), String::new()),
@@ -373,7 +418,9 @@ pub fn args_schema<M: Module>() -> Value {
 /// The JSON Schema of `M`'s result object.
 pub fn result_schema<M: Module>() -> Value {
     let settings = schemars::gen::SchemaSettings::draft07();
-    let schema = settings.into_generator().into_root_schema_for::<Report<M::Facts>>();
+    let schema = settings
+        .into_generator()
+        .into_root_schema_for::<Report<M::Facts>>();
     serde_json::to_value(schema).unwrap_or(Value::Null)
 }
 

@@ -75,7 +75,9 @@ pub enum SpecError {
         problem: String,
     },
     /// xl's result for this text is undefined: `parse_bdf()` reads an
-    /// uninitialised variable. The real xl rejected these in our runs.
+    /// uninitialised variable (a BDF without the `.` before the function).
+    /// Against libxlutil 4.17 these were rejected or crashed
+    /// (`xlu_pci_parse_bdf()` segfaulted on about half of them).
     #[error("{input:?}: invalid BDF: {problem}")]
     XlUndefined {
         /// The text given.
@@ -425,12 +427,13 @@ impl PciSpec {
                 "seize" => spec.seize = Some(xl_atoi(value) != 0),
                 "power_mgmt" => spec.power_mgmt = Some(xl_atoi(value) != 0),
                 "rdm_policy" => {
-                    spec.rdm_policy = Some(RdmPolicy::from_xl(value).ok_or_else(|| {
-                        SpecError::BadRdmPolicy {
-                            input: owned(),
-                            value: value.to_string(),
-                        }
-                    })?)
+                    spec.rdm_policy =
+                        Some(
+                            RdmPolicy::from_xl(value).ok_or_else(|| SpecError::BadRdmPolicy {
+                                input: owned(),
+                                value: value.to_string(),
+                            })?,
+                        )
                 }
                 "name" => name = Some(value.to_string()),
                 _ => {
@@ -457,9 +460,9 @@ impl PciSpec {
         Ok(spec)
     }
 
-    /// Parses a spec given by a user: xl's grammar, but refusing what xl
-    /// would read differently from how it looks (see the module docs of
-    /// `parse_strict`'s refusals in [`SpecError::Refused`] messages):
+    /// Parses a spec given by a user: xl's grammar, but refusing with
+    /// [`SpecError::Refused`] (saying what xl would make of it and what to
+    /// write instead) what xl would read differently from how it looks:
     ///
     /// - a NUL byte (xl stops reading there);
     /// - a BDF or vslot not written as plain hex digits (`07: 00.0`,
@@ -828,7 +831,10 @@ pub struct PciSpecObject {
     /// Host PCI address `[DDDD:]BB:DD.F` in hex, e.g. `0000:07:00.0`; the
     /// function may be `*` for all functions of the device (then `vslot`
     /// is required).
+    // A String, not a BdfPattern, so that a bad value gets to_spec()'s
+    // explanation; the schema still shows the pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<BdfPattern>")]
     pub bdf: Option<String>,
     /// Guest slot (device number the guest sees, bus 0), 1 to 31. A number
     /// is taken as is; a string is hex, as xl reads it (`"1f"`). Omit it to
@@ -869,9 +875,9 @@ pub struct PciSpecObject {
 #[serde(untagged)]
 pub enum VslotArg {
     /// The slot number itself, 1 to 31.
-    Number(u64),
+    Number(#[schemars(range(min = 1, max = 31))] u64),
     /// Hex digits, as in xl's `@1f` or `vslot=1f`.
-    Hex(String),
+    Hex(#[schemars(regex(pattern = r"^[0-9a-fA-F]{1,2}$"))] String),
 }
 
 impl<'de> Deserialize<'de> for VslotArg {
@@ -879,9 +885,10 @@ impl<'de> Deserialize<'de> for VslotArg {
         use serde::de::Error;
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::String(s) => Ok(VslotArg::Hex(s)),
-            serde_json::Value::Number(n) => n.as_u64().map(VslotArg::Number).ok_or_else(|| {
-                D::Error::custom(format!("vslot must be 1 to 31, not {n}"))
-            }),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .map(VslotArg::Number)
+                .ok_or_else(|| D::Error::custom(format!("vslot must be 1 to 31, not {n}"))),
             other => Err(D::Error::custom(format!(
                 "vslot must be a number or a hex string, not {other}"
             ))),
@@ -1024,9 +1031,7 @@ fn check_bdf_text(text: &str) -> Result<(), String> {
     match scan_plain(text.as_bytes()) {
         Some((_, end)) if end == text.len() => Ok(()),
         _ => match scan_xl(text.as_bytes(), 0) {
-            Ok((p, _)) => Err(format!(
-                "xl reads the BDF {text:?} as {p}: write {p}"
-            )),
+            Ok((p, _)) => Err(format!("xl reads the BDF {text:?} as {p}: write {p}")),
             Err(XlBdfError::Invalid(problem) | XlBdfError::Undefined(problem)) => {
                 Err(format!("invalid BDF {text:?}: {problem}"))
             }
@@ -1056,7 +1061,9 @@ fn check_name(name: &str) -> Result<(), String> {
         Err(format!(
             "the name {name:?} cannot be written in xl's grammar: no ',' or NUL"
         ))
-    } else if name.bytes().next().is_some_and(c_isspace) || name.bytes().last().is_some_and(c_isspace) {
+    } else if name.bytes().next().is_some_and(c_isspace)
+        || name.bytes().last().is_some_and(c_isspace)
+    {
         Err(format!(
             "the name {name:?} has leading or trailing blanks, which xl keeps as part of the name"
         ))
@@ -1086,7 +1093,12 @@ mod tests {
         ($input:expr => $canonical:expr) => {{
             let spec = PciSpec::parse_xl($input)
                 .unwrap_or_else(|e| panic!("{:?} should parse: {e}", $input));
-            assert_eq!(spec.to_string(), $canonical, "canonical form of {:?}", $input);
+            assert_eq!(
+                spec.to_string(),
+                $canonical,
+                "canonical form of {:?}",
+                $input
+            );
             assert_eq!(
                 PciSpec::parse_xl(&spec.to_string()).as_ref(),
                 Ok(&spec),
@@ -1116,7 +1128,11 @@ mod tests {
         ($input:expr => $msg:expr) => {{
             assert!(PciSpec::parse_xl($input).is_ok(), "xl accepts {:?}", $input);
             let e = PciSpec::parse_strict($input).expect_err($input);
-            assert!(matches!(e, SpecError::Refused { .. }), "{:?}: {e:?}", $input);
+            assert!(
+                matches!(e, SpecError::Refused { .. }),
+                "{:?}: {e:?}",
+                $input
+            );
             assert!(e.to_string().contains($msg), "{:?}: {e}", $input);
         }};
     }
@@ -1192,7 +1208,14 @@ mod tests {
     #[test]
     fn undefined_in_xl() {
         // parse_bdf() checks the sscanf count but not that %n was reached.
-        for input in ["07:00", "07:00,permissive=1", "0000:07:00", "07:1 2.0", "0000: 07:00.0", "bdf=07:00"] {
+        for input in [
+            "07:00",
+            "07:00,permissive=1",
+            "0000:07:00",
+            "07:1 2.0",
+            "0000: 07:00.0",
+            "bdf=07:00",
+        ] {
             let e = PciSpec::parse_xl(input).expect_err(input);
             assert!(e.is_xl_undefined(), "{input}: {e:?}");
             assert_eq!(xl_oracle_json(input), None);
@@ -1252,7 +1275,12 @@ mod tests {
         err!("07:00.0,rdm_policy=bogus" => "Unknown RDM policy");
         err!("07:00.0,rdm_policy=" => "Unknown RDM policy");
         err!("07:00.0,rdm_policy= strict" => "Unknown RDM policy");
-        assert_eq!(PciSpec::parse_xl("07:00.0,rdm_policy=x").unwrap_err().xl_rc(), Some(ERROR_FAIL));
+        assert_eq!(
+            PciSpec::parse_xl("07:00.0,rdm_policy=x")
+                .unwrap_err()
+                .xl_rc(),
+            Some(ERROR_FAIL)
+        );
     }
 
     #[test]
@@ -1276,7 +1304,10 @@ mod tests {
         err!("36:00.0@20,seize=1" => "slot 20 is above 1f");
         err!("36:00.0,vslot=20,seize=1" => "slot 20 is above 1f");
         err!("bdf=36:00.0,vslot=20,seize=1" => "slot 20 is above 1f");
-        assert_eq!(PciSpec::parse_xl("foo").unwrap_err().xl_rc(), Some(ERROR_INVAL));
+        assert_eq!(
+            PciSpec::parse_xl("foo").unwrap_err().xl_rc(),
+            Some(ERROR_INVAL)
+        );
     }
 
     #[test]
@@ -1358,7 +1389,9 @@ mod tests {
         let resolved = PciSpec::parse_xl("07:00.0").unwrap().resolve(&defaults);
         assert!(resolved.permissive);
         assert_eq!(resolved.rdm_policy, RdmPolicy::Relaxed);
-        let attach = PciSpec::parse_xl("07:00.0,rdm_policy=invalid").unwrap().resolve(&PciDefaults::default());
+        let attach = PciSpec::parse_xl("07:00.0,rdm_policy=invalid")
+            .unwrap()
+            .resolve(&PciDefaults::default());
         assert_eq!(attach.rdm_policy, RdmPolicy::Strict);
         assert!(!PciDefaults::flag_from_long(1 << 32));
         assert!(PciDefaults::flag_from_long(2));
@@ -1369,7 +1402,8 @@ mod tests {
         let text: SpecArg = serde_json::from_str(r#""07:00.0@8,seize=1""#).unwrap();
         let object: SpecArg =
             serde_json::from_str(r#"{"bdf":"0000:07:00.0","vslot":8,"seize":true}"#).unwrap();
-        let hex: SpecArg = serde_json::from_str(r#"{"bdf":"07:00.0","vslot":"08","seize":true}"#).unwrap();
+        let hex: SpecArg =
+            serde_json::from_str(r#"{"bdf":"07:00.0","vslot":"08","seize":true}"#).unwrap();
         assert_eq!(text.to_spec(), object.to_spec());
         assert_eq!(hex.to_spec(), object.to_spec());
         let spec = object.to_spec().unwrap();
@@ -1377,7 +1411,10 @@ mod tests {
             serde_json::to_value(&spec).unwrap(),
             serde_json::json!({"bdf":"0000:07:00.0","vslot":8,"seize":true})
         );
-        assert_eq!(serde_json::from_value::<PciSpec>(serde_json::to_value(&spec).unwrap()).unwrap(), spec);
+        assert_eq!(
+            serde_json::from_value::<PciSpec>(serde_json::to_value(&spec).unwrap()).unwrap(),
+            spec
+        );
         for (bad, msg) in [
             (r#"{"bdf":"07:00.0","name":"x"}"#, "both"),
             (r#"{}"#, "names no device"),
@@ -1385,7 +1422,10 @@ mod tests {
             (r#"{"bdf":"07:00.0","vslot":0}"#, "vslot 0"),
             (r#"{"bdf":"07:00.0","vslot":32}"#, "1 to 31"),
             (r#"{"name":"a,b"}"#, "no ','"),
-            (r#"{"bdf":"07:00.0","rdm_policy":"invalid"}"#, "strict or relaxed"),
+            (
+                r#"{"bdf":"07:00.0","rdm_policy":"invalid"}"#,
+                "strict or relaxed",
+            ),
             (r#"{"bdf":"07:0x1f.0"}"#, "0000:07:1f.0"),
             (r#""07:00.0,permissive=yes""#, "atoi"),
         ] {
@@ -1393,7 +1433,8 @@ mod tests {
             let e = arg.to_spec().expect_err(bad);
             assert!(e.to_string().contains(msg), "{bad}: {e}");
         }
-        let e = serde_json::from_str::<SpecArg>(r#"{"bdf":"07:00.0","permisive":true}"#).unwrap_err();
+        let e =
+            serde_json::from_str::<SpecArg>(r#"{"bdf":"07:00.0","permisive":true}"#).unwrap_err();
         assert!(e.to_string().contains("permisive"), "{e}");
         assert!(serde_json::from_str::<SpecArg>("7").is_err());
     }
@@ -1402,7 +1443,10 @@ mod tests {
     fn bdf_forms() {
         use crate::bdf::Bdf;
         let b: Bdf = "07:00.0".parse().unwrap();
-        assert_eq!((b.to_string(), b.xenstore_form()), ("0000:07:00.0".into(), "0000-07-00-0".into()));
+        assert_eq!(
+            (b.to_string(), b.xenstore_form()),
+            ("0000:07:00.0".into(), "0000-07-00-0".into())
+        );
         assert_eq!(Bdf::from_xenstore_form("0000-07-00-0"), Ok(b));
         assert!(Bdf::from_xenstore_form("0000-07-20-0").is_err());
         assert!(Bdf::parse("07:00.*").is_err());
@@ -1411,9 +1455,16 @@ mod tests {
         assert_eq!(serde_json::from_str::<Bdf>(r#""0000:07:00.0""#).unwrap(), b);
         assert!(serde_json::from_str::<Bdf>(r#""07: 00.0""#).is_err());
         // xlu_pci_parse_bdf(): no end pointer, trailing text ignored.
-        assert_eq!(BdfPattern::parse_xl("07:00.1junk").unwrap().to_string(), "0000:07:00.1");
+        assert_eq!(
+            BdfPattern::parse_xl("07:00.1junk").unwrap().to_string(),
+            "0000:07:00.1"
+        );
         assert!(Bdf::new(0, 7, 0x20, 0).is_err());
-        let mut all = [Bdf::parse("0001:00:00.0").unwrap(), Bdf::parse("00:1f.7").unwrap(), b];
+        let mut all = [
+            Bdf::parse("0001:00:00.0").unwrap(),
+            Bdf::parse("00:1f.7").unwrap(),
+            b,
+        ];
         all.sort();
         assert_eq!(all[0].to_string(), "0000:00:1f.7");
     }

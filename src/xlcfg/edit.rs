@@ -20,7 +20,6 @@ use std::ops::Range;
 
 use super::{Item, ListNode, Node, XlConfig};
 
-
 /// Replace `range` of the source with `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Splice {
@@ -262,7 +261,11 @@ impl<'a> Editor<'a> {
                 let at = line_start(src, close);
                 let mut text = String::new();
                 for (i, n) in new.iter().enumerate() {
-                    let comma = if trailing || i + 1 < new.len() { "," } else { "" };
+                    let comma = if trailing || i + 1 < new.len() {
+                        ","
+                    } else {
+                        ""
+                    };
                     text.push_str(&format!("{indent}{n}{comma}\n"));
                 }
                 self.push(at..at, text);
@@ -270,7 +273,11 @@ impl<'a> Editor<'a> {
             None => {
                 let at = last.comma.map_or(last.node.span().end, |c| c + 1);
                 let text: String = new.iter().map(|n| format!("\n{indent}{n},")).collect();
-                let text = if trailing { text } else { text.trim_end_matches(',').into() };
+                let text = if trailing {
+                    text
+                } else {
+                    text.trim_end_matches(',').into()
+                };
                 self.push(at..at, text);
             }
         }
@@ -350,7 +357,10 @@ pub fn quote(text: &str, q: u8) -> String {
 }
 
 fn line_start(src: &[u8], pos: usize) -> usize {
-    src[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |n| n + 1)
+    src[..pos]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |n| n + 1)
 }
 
 /// The blanks before `pos` on its line, if only blanks stand there.

@@ -153,8 +153,9 @@ impl XlConfig {
         Some(match (&a.value, a.op) {
             (Node::List(_), _) => Err(format!("`{key}' is a list but should be a single value")),
             (_, Op::Add) => Err(format!("can't use += with numbers for `{key}'")),
-            (Node::Atom(atom), Op::Assign) => strtol(&atom.value)
-                .ok_or_else(|| format!("`{key}' is not a valid number")),
+            (Node::Atom(atom), Op::Assign) => {
+                strtol(&atom.value).ok_or_else(|| format!("`{key}' is not a valid number"))
+            }
         })
     }
 }

@@ -182,7 +182,8 @@ impl Parser<'_> {
         };
         let op_tok = self.next;
         self.bump(op_tok);
-        let value = self.value()?;
+        // Stack: initial state, `stmts`, IDENT, `=`: the value lands at 5.
+        let value = self.value(5)?;
         let t = &self.toks[key];
         Ok(Assignment {
             key: String::from_utf8_lossy(&self.src[t.span.clone()]).into_owned(),
@@ -193,13 +194,15 @@ impl Parser<'_> {
         })
     }
 
-    fn value(&mut self) -> Result<Node, CfgError> {
+    /// A value whose first symbol lands at LR stack depth `depth`.
+    fn value(&mut self, depth: usize) -> Result<Node, CfgError> {
         let Some(i) = self.peek()? else {
             return Err(self.syntax_error(None));
         };
         let t = self.toks[i].clone();
         match t.kind {
             TokenKind::Number => {
+                self.push(depth, i)?;
                 self.bump(i);
                 Ok(Node::Atom(Atom {
                     value: self.src[t.span.clone()].to_vec(),
@@ -211,6 +214,7 @@ impl Parser<'_> {
                 quote,
                 value: Ok(value),
             } => {
+                self.push(depth, i)?;
                 self.bump(i);
                 Ok(Node::Atom(Atom {
                     span: t.span,
@@ -219,35 +223,61 @@ impl Parser<'_> {
                 }))
             }
             TokenKind::Open => {
+                self.push(depth, i)?;
                 self.bump(i);
-                self.list(t.span.start)
+                self.list(t.span.start, depth)
             }
             _ => Err(self.syntax_error(Some(i))),
         }
     }
 
-    fn list(&mut self, open: usize) -> Result<Node, CfgError> {
+    /// The rest of a list whose `[` sits at stack depth `d`.
+    ///
+    /// The depths follow bison's stack for `'[' nlok valuelist ']'`: `[` at
+    /// d, `nlok` at d+1, the first element at d+2 (its `nlok` at d+3), and
+    /// after `values ',' nlok` each later element at d+5 (its `nlok` at d+6);
+    /// a newline is shifted one above its `nlok`. They matter only for
+    /// nesting thousands deep, where bison's stack is exhausted.
+    fn list(&mut self, open: usize, d: usize) -> Result<Node, CfgError> {
         let mut items: Vec<Item> = Vec::new();
+        // The nlok after `[` needs a lookahead to be reduced.
+        let la = self.peek()?.or(self.last);
+        self.push_at(d + 1, la)?;
+        // Depth of the current nlok (newlines are shifted just above it).
+        let mut nlok = d + 1;
         let mut after_comma = true;
         loop {
-            let Some(i) = self.skip_newlines()? else {
+            let Some(i) = self.peek()? else {
                 return Err(self.syntax_error(None));
             };
             match self.toks[i].kind {
+                TokenKind::Newline => {
+                    self.push(nlok + 1, i)?;
+                    self.bump(i);
+                }
                 TokenKind::Close => {
+                    self.push(d + 2, i)?; // valuelist
+                    self.push(d + 3, i)?; // ']'
                     self.bump(i);
                     let span = open..self.toks[i].span.end;
                     return Ok(Node::List(ListNode { span, items }));
                 }
                 TokenKind::Comma if !after_comma => {
+                    self.push(d + 3, i)?;
                     self.bump(i);
+                    // Reduced without a lookahead: the comma is current.
+                    self.push(d + 4, i)?;
+                    nlok = d + 4;
                     if let Some(last) = items.last_mut() {
                         last.comma = Some(self.toks[i].span.start);
                     }
                     after_comma = true;
                 }
                 _ if after_comma => {
-                    let node = self.value()?;
+                    let at = if items.is_empty() { d + 2 } else { d + 5 };
+                    let node = self.value(at)?;
+                    self.push_at(at + 1, self.last)?;
+                    nlok = at + 1;
                     items.push(Item { node, comma: None });
                     after_comma = false;
                 }
@@ -256,13 +286,30 @@ impl Parser<'_> {
         }
     }
 
+    /// Bison's stack holds at most `YYMAXDEPTH` (10000) entries; the push
+    /// that fills it fails with "memory exhausted", reported at the token
+    /// the lexer returned last (`tok`).
+    fn push(&self, depth: usize, tok: usize) -> Result<(), CfgError> {
+        self.push_at(depth, Some(tok))
+    }
+
+    fn push_at(&self, depth: usize, tok: Option<usize>) -> Result<(), CfgError> {
+        const YYMAXDEPTH: usize = 10_000;
+        if depth < YYMAXDEPTH {
+            return Ok(());
+        }
+        let mut e = self.syntax_error(tok);
+        e.message = e.message.replace("syntax error", "memory exhausted");
+        Err(e)
+    }
+
     /// The error bison reports with `tok` as lookahead (`None`: end of file).
     ///
     /// xl prints `yylloc.first_line`, less one when `yytext` ends in a
     /// newline (`xlu__cfg_yyerror`). A NEWLINE token's `first_line` is
     /// already the line of its newline, so an error at a newline is reported
-    /// one line early; at end of file nothing new was lexed, and the location
-    /// and text are those of the last token.
+    /// one line early; at end of file nothing new was lexed: the location is
+    /// the last token's and the text is empty.
     fn syntax_error(&self, tok: Option<usize>) -> CfgError {
         let shown = tok.or(self.last);
         let Some(i) = shown else {
@@ -274,7 +321,8 @@ impl Parser<'_> {
         } else {
             format!("`{}'", String::from_utf8_lossy(&self.src[t.span.clone()]))
         };
-        let line = if t.kind == TokenKind::Newline {
+        // At end of file `yytext` is empty, so there is no newline to undo.
+        let line = if t.kind == TokenKind::Newline && tok.is_some() {
             t.line - 1
         } else {
             t.line

@@ -138,3 +138,14 @@ fn quoting() {
     assert_eq!(edit::quote("a'b\\c", b'\''), "'a\\'b\\\\c'");
     assert_eq!(edit::quote("a'b", b'"'), "\"a'b\"");
 }
+
+#[test]
+fn error_lines_follow_xl() {
+    // A newline as the offending token: xl names the line before it.
+    rejects!("a =\n" => line 0);
+    rejects!("x = 1\n\nb =\n" => line 2);
+    // End of file: the line of the last token, a newline counting on its own.
+    rejects!("x = [1,\n\n\n" => line 3);
+    rejects!("a = 1\nx =" => line 2);
+    rejects!("x = \"" => line 1);
+}

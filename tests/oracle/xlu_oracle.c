@@ -21,9 +21,11 @@
  *   {"rc":0,"values":{KEY:V,...},"report":"..."} when it succeeded, with V:
  *     {"kind":"absent"}
  *     {"kind":"string","hex":"6869"}
- *     {"kind":"list","items":["6869",null,...],"tree":["6869",[...],...]}
+ *     {"kind":"list","items":["6869",null,...],"tree":"[s6869,[s31],s]"}
  *   "items" is what xlu_cfg_get_listitem gives (null when the item is not a
- *   string); "tree" descends into nested lists with xlu_cfg_get_listitem2.
+ *   string); "tree" is the whole value, nested lists included (read with
+ *   xlu_cfg_get_listitem2), written flat so that any depth fits in JSON:
+ *   a list is `[` items separated by `,` `]`, a string is `s` + its hex.
  *   Strings are printed as lowercase hex of their bytes (up to the C NUL).
  *   If libxlutil dies (e.g. an assertion), the line is
  *   {"rc":null,"signal":N,"report":""}.
@@ -94,6 +96,13 @@ static void put_hex(const char *s)
     putchar('"');
 }
 
+static void put_hex_bare(const char *s)
+{
+    for (; *s; s++)
+        printf("%02x", (unsigned char)*s);
+}
+
+/* Recursion depth is bounded by libxlutil's own parser stack (10000). */
 static void put_tree(const XLU_Config *cfg, XLU_ConfigList *list)
 {
     int i;
@@ -104,7 +113,8 @@ static void put_tree(const XLU_Config *cfg, XLU_ConfigList *list)
         if (xlu_cfg_value_type(v) == XLU_STRING) {
             char *s;
             xlu_cfg_value_get_string(cfg, v, &s, 1);
-            put_hex(s);
+            putchar('s');
+            put_hex_bare(s);
         } else {
             XLU_ConfigList *sub;
             xlu_cfg_value_get_list(cfg, v, &sub, 1);
@@ -142,9 +152,9 @@ static void put_value(const XLU_Config *cfg, const char *key)
         if (i) putchar(',');
         if (item) put_hex(item); else fputs("null", stdout);
     }
-    fputs("],\"tree\":", stdout);
+    fputs("],\"tree\":\"", stdout);
     put_tree(cfg, list);
-    putchar('}');
+    fputs("\"}", stdout);
 }
 
 /* Read the whole file, as xl does before handing it to libxlutil. */

@@ -1,0 +1,620 @@
+//! The harness shared by the module tests: run a module binary the ways
+//! Ansible and people do, load a scenario folder into a temporary copy, and
+//! run a scenario in check mode, then for real, then again
+//! ([`check_apply_reapply`]), asserting what every module owes: check mode
+//! changes nothing, check and apply agree, the second run changes nothing.
+//!
+//! Nothing here knows a particular module: a module's tests pass its binary
+//! (`env!("CARGO_BIN_EXE_NAME")`) and the result keys allowed to differ
+//! between check mode and apply.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Map, Value};
+
+/// One run of a module whose standard output is its JSON result.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The result object.
+    pub json: Value,
+    /// The exit code.
+    pub code: i32,
+    /// Standard output as printed (one line).
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Ran {
+    /// `failed` of the result.
+    pub fn failed(&self) -> bool {
+        self.json["failed"]
+            .as_bool()
+            .expect("`failed` is a boolean")
+    }
+
+    /// `msg` of the result.
+    pub fn msg(&self) -> &str {
+        self.json["msg"].as_str().expect("`msg` is a string")
+    }
+}
+
+/// One run of a binary, output as text (for `--help` and `--version`).
+#[derive(Debug, Clone)]
+pub struct RawRun {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `bin` with `argv`, feeding `stdin` (or nothing: an empty stdin).
+pub fn run_raw(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> RawRun {
+    let mut child = Command::new(bin)
+        .args(argv)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+    {
+        let mut input = child.stdin.take().expect("stdin piped");
+        // A module that does not read stdin may close it first: not an error.
+        let _ = input.write_all(stdin.unwrap_or_default());
+    }
+    let out = child.wait_with_output().expect("wait for the module");
+    RawRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `bin` with `argv` and `stdin`, and asserts what every module run
+/// owes: standard output is exactly one line holding one JSON object, with
+/// `changed`, `failed` and `msg`, and the exit code is 1 when `failed` is
+/// true, 0 otherwise.
+pub fn run_json(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Ran {
+    let raw = run_raw(bin, argv, stdin, env);
+    let context = || {
+        format!(
+            "argv {argv:?}\nstdout: {}\nstderr: {}",
+            raw.stdout, raw.stderr
+        )
+    };
+    assert!(
+        raw.stdout.ends_with('\n') && raw.stdout.matches('\n').count() == 1,
+        "stdout must be exactly one line\n{}",
+        context()
+    );
+    let json: Value = serde_json::from_str(&raw.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{}", context()));
+    assert!(
+        json.is_object(),
+        "the result must be a JSON object\n{}",
+        context()
+    );
+    assert!(
+        json["changed"].is_boolean(),
+        "`changed` must be a boolean\n{}",
+        context()
+    );
+    assert!(
+        json["failed"].is_boolean(),
+        "`failed` must be a boolean\n{}",
+        context()
+    );
+    assert!(
+        json["msg"].is_string(),
+        "`msg` must be a string\n{}",
+        context()
+    );
+    let want = if json["failed"] == Value::Bool(true) {
+        1
+    } else {
+        0
+    };
+    assert_eq!(
+        raw.code,
+        want,
+        "exit code must follow `failed`\n{}",
+        context()
+    );
+    Ran {
+        json,
+        code: raw.code,
+        stdout: raw.stdout,
+        stderr: raw.stderr,
+    }
+}
+
+/// Runs `bin ARGS_FILE` as Ansible does, `args` written to a temporary file
+/// (outside any scenario folder).
+pub fn run_module(bin: &str, args: &Value, env: &[(&str, &str)]) -> Ran {
+    let mut file = tempfile::Builder::new()
+        .prefix("args-")
+        .suffix(".json")
+        .tempfile()
+        .expect("temporary arguments file");
+    file.write_all(args.to_string().as_bytes())
+        .expect("write the arguments");
+    file.flush().expect("flush the arguments");
+    let path = file.path().to_str().expect("UTF-8 temp path").to_string();
+    run_json(bin, &[&path], None, env)
+}
+
+/// Files of a scenario folder that describe the scenario rather than being
+/// copied into it.
+const SCENARIO_META: [&str; 3] = ["args.json", "symlinks.json", "about.txt"];
+
+/// A scenario folder copied into a fresh temporary directory.
+///
+/// The folder holds `args.json` (the module's arguments; the placeholder
+/// `{dir}` in any string stands for the temporary copy), optionally
+/// `symlinks.json` (`{"LINK": "TARGET"}`, created in the copy, since git
+/// keeps symlinks poorly) and `about.txt` (what the scenario shows, for the
+/// snapshot's description), and input files, copied as they are.
+pub struct Scenario {
+    /// The folder's name.
+    pub name: String,
+    /// The folder in the source tree.
+    pub source: PathBuf,
+    /// `about.txt`, if any.
+    pub about: Option<String>,
+    /// The arguments, `{dir}` substituted.
+    pub args: Value,
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Scenario {
+    /// Loads the scenario whose `args.json` is `args_file`.
+    pub fn load(args_file: &Path) -> Scenario {
+        let source = args_file
+            .parent()
+            .expect("args.json is in a folder")
+            .to_path_buf();
+        let name = source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a UTF-8 scenario name")
+            .to_string();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("scenario-{name}-"))
+            .tempdir()
+            .expect("temporary scenario folder");
+        // Canonical, so that paths the module resolves (symlinks, /tmp
+        // being a link) match the ones the arguments name.
+        let dir = tmp.path().canonicalize().expect("canonical temp dir");
+        copy_tree(&source, &dir, true);
+        let links = source.join("symlinks.json");
+        if links.exists() {
+            let map: BTreeMap<String, String> =
+                serde_json::from_slice(&fs::read(&links).expect("read symlinks.json"))
+                    .expect("symlinks.json is an object of strings");
+            for (link, target) in map {
+                let target = target.replace("{dir}", dir.to_str().expect("UTF-8 dir"));
+                std::os::unix::fs::symlink(&target, dir.join(&link))
+                    .unwrap_or_else(|e| panic!("symlink {link} -> {target}: {e}"));
+            }
+        }
+        let about = fs::read_to_string(source.join("about.txt"))
+            .ok()
+            .map(|s| s.trim().to_string());
+        let raw: Value = serde_json::from_slice(&fs::read(args_file).expect("read args.json"))
+            .unwrap_or_else(|e| panic!("{}: {e}", args_file.display()));
+        let args = substitute(raw, dir.to_str().expect("UTF-8 dir"));
+        Scenario {
+            name,
+            source,
+            about,
+            args,
+            tmp,
+            dir,
+        }
+    }
+
+    /// The temporary copy.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A path inside the copy.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// What the copy holds now.
+    pub fn listing(&self) -> Listing {
+        let mut out = BTreeMap::new();
+        list_tree(&self.dir, &self.dir, &mut out);
+        Listing(out)
+    }
+
+    /// `value` with the copy's path shown as `[DIR]` and backup stamps
+    /// (`.PID.YYYY-MM-DD@HH:MM:SS~`) as `.[BACKUP]`, in strings and keys.
+    pub fn redact(&self, value: &Value) -> Value {
+        let raw = self.tmp.path().to_str().expect("UTF-8 dir").to_string();
+        let canonical = self.dir.to_str().expect("UTF-8 dir").to_string();
+        let fix = |s: &str| redact_backup(&s.replace(&canonical, "[DIR]").replace(&raw, "[DIR]"));
+        map_strings(value, &fix)
+    }
+}
+
+fn substitute(v: Value, dir: &str) -> Value {
+    map_strings(&v, &|s: &str| s.replace("{dir}", dir))
+}
+
+/// Applies `f` to every string and object key of `v`.
+fn map_strings(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| map_strings(x, f)).collect()),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, x)| (f(k), map_strings(x, f))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// Replaces every `.PID.YYYY-MM-DD@HH:MM:SS~` (Ansible's backup suffix)
+/// with `.[BACKUP]`.
+pub fn redact_backup(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        if let Some(len) = backup_suffix_at(&b[i..]) {
+            out.push_str(&s[copied..i]);
+            out.push_str(".[BACKUP]");
+            i += len;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
+/// The length of a backup suffix starting at `b[0]`, if one does.
+fn backup_suffix_at(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut lit = |i: &mut usize, c: u8| -> Option<()> { (b.get(*i) == Some(&c)).then(|| *i += 1) };
+    let digits = |i: &mut usize, n: Option<usize>| -> Option<()> {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        let got = *i - start;
+        match n {
+            Some(n) if got == n => Some(()),
+            None if got > 0 => Some(()),
+            _ => None,
+        }
+    };
+    lit(&mut i, b'.')?;
+    digits(&mut i, None)?;
+    lit(&mut i, b'.')?;
+    digits(&mut i, Some(4))?;
+    for (sep, n) in [(b'-', 2), (b'-', 2), (b'@', 2), (b':', 2), (b':', 2)] {
+        lit(&mut i, sep)?;
+        digits(&mut i, Some(n))?;
+    }
+    lit(&mut i, b'~')?;
+    Some(i)
+}
+
+fn copy_tree(from: &Path, to: &Path, top: bool) {
+    for entry in fs::read_dir(from).expect("read scenario folder") {
+        let entry = entry.expect("scenario folder entry");
+        let name = entry.file_name();
+        if top && SCENARIO_META.iter().any(|m| name == *m) {
+            continue;
+        }
+        let ty = entry.file_type().expect("file type");
+        let dest = to.join(&name);
+        if ty.is_dir() {
+            fs::create_dir(&dest).expect("create folder");
+            copy_tree(&entry.path(), &dest, false);
+        } else {
+            fs::copy(entry.path(), &dest).expect("copy input file");
+        }
+    }
+}
+
+/// One entry of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A regular file: its bytes and permission bits.
+    File { bytes: Vec<u8>, mode: u32 },
+    /// A symbolic link and what it points to.
+    Symlink(PathBuf),
+    /// A folder.
+    Dir,
+}
+
+/// Every entry under a folder, by relative path (symlinks not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing(pub BTreeMap<String, Entry>);
+
+impl Listing {
+    /// The listing as JSON for a snapshot: a file as its text (invalid
+    /// UTF-8 replaced), a symlink as `{"symlink": TARGET}`, a folder as
+    /// `{"dir": true}`.
+    pub fn to_json(&self) -> Value {
+        let map: Map<String, Value> = self
+            .0
+            .iter()
+            .map(|(name, e)| {
+                let v = match e {
+                    Entry::File { bytes, .. } => {
+                        Value::String(String::from_utf8_lossy(bytes).into_owned())
+                    }
+                    Entry::Symlink(t) => json!({ "symlink": t.to_string_lossy() }),
+                    Entry::Dir => json!({ "dir": true }),
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        Value::Object(map)
+    }
+}
+
+fn list_tree(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
+    for entry in fs::read_dir(dir).expect("read folder") {
+        let entry = entry.expect("folder entry");
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
+        let meta = fs::symlink_metadata(&path).expect("lstat");
+        let e = if meta.file_type().is_symlink() {
+            Entry::Symlink(fs::read_link(&path).expect("readlink"))
+        } else if meta.is_dir() {
+            list_tree(root, &path, out);
+            Entry::Dir
+        } else {
+            Entry::File {
+                bytes: fs::read(&path).expect("read file"),
+                mode: meta.permissions().mode() & 0o7777,
+            }
+        };
+        out.insert(rel, e);
+    }
+}
+
+/// Whether `name` is a lock sidecar (`.NAME.xenpci.lock`): left in place
+/// on purpose (see `fileio::lock`), also by a failed run.
+fn is_lock_sidecar(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.starts_with('.') && base.ends_with(".xenpci.lock")
+}
+
+/// Asserts that `after` holds every entry of `before` unchanged (bytes,
+/// mode, link target) and nothing new but lock sidecars.
+fn assert_untouched(before: &Listing, after: &Listing, what: &str) {
+    for (name, e) in &before.0 {
+        assert_eq!(after.0.get(name), Some(e), "{what}: {name} changed");
+    }
+    for name in after.0.keys() {
+        assert!(
+            before.0.contains_key(name) || is_lock_sidecar(name),
+            "{what}: created {name}"
+        );
+    }
+}
+
+/// `result` without `keys`.
+fn without(result: &Value, keys: &[&str]) -> Value {
+    let mut v = result.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in keys {
+            o.remove(*k);
+        }
+    }
+    v
+}
+
+/// Runs the scenario in check mode (`_ansible_check_mode` and
+/// `_ansible_diff`), then applies it (`_ansible_diff`), then applies it
+/// again, and returns `{check, apply, reapply, files_after}` redacted, for a
+/// snapshot. `may_differ`: result keys that check mode cannot know (a
+/// backup's name, say).
+///
+/// Asserts:
+/// - check mode left every file byte-identical (and its mode) and created
+///   nothing;
+/// - when the apply succeeds: check and apply results agree on every key
+///   but `may_differ`; the diff's `before` is what the file held and its
+///   `after` what the file holds after the apply; a `backup_file` holds the
+///   old contents; the second apply reports `changed: false` with no action
+///   and leaves every file as the first apply did (bytes and modes);
+///   pre-existing files keep their mode;
+/// - when the apply fails: the second apply fails the same way, every file
+///   is untouched, nothing is left behind but lock sidecars; check mode
+///   failed the same way too, or (for steps that only apply can run, like a
+///   `validate` command) planned a change.
+pub fn check_apply_reapply(
+    bin: &str,
+    sc: &Scenario,
+    may_differ: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
+    let with_keys = |extra: Value| {
+        let mut args = sc.args.clone();
+        let obj = args.as_object_mut().expect("args.json holds an object");
+        for (k, v) in extra.as_object().expect("object") {
+            obj.insert(k.clone(), v.clone());
+        }
+        args
+    };
+    let check_args = with_keys(json!({"_ansible_check_mode": true, "_ansible_diff": true}));
+    let apply_args = with_keys(json!({"_ansible_diff": true}));
+    let name = &sc.name;
+
+    let before = sc.listing();
+    let check = run_module(bin, &check_args, env);
+    let after_check = sc.listing();
+    assert_eq!(before, after_check, "{name}: check mode changed the folder");
+
+    let apply = run_module(bin, &apply_args, env);
+    let after_apply = sc.listing();
+    let reapply = run_module(bin, &apply_args, env);
+    let after_reapply = sc.listing();
+
+    if apply.failed() {
+        assert!(
+            reapply.failed(),
+            "{name}: apply failed, the second apply did not: {}",
+            reapply.stdout
+        );
+        assert_eq!(
+            apply.json, reapply.json,
+            "{name}: the two failed applies differ"
+        );
+        if check.failed() {
+            assert_eq!(
+                check.json, apply.json,
+                "{name}: check and apply fail differently"
+            );
+        } else {
+            assert_eq!(
+                check.json["changed"],
+                Value::Bool(true),
+                "{name}: check mode succeeded without a change, but apply failed: {}",
+                apply.stdout
+            );
+        }
+        assert_untouched(&before, &after_apply, &format!("{name}: failed apply"));
+        assert_untouched(
+            &before,
+            &after_reapply,
+            &format!("{name}: failed second apply"),
+        );
+    } else {
+        assert!(
+            !check.failed(),
+            "{name}: check mode failed, apply did not: {}",
+            check.stdout
+        );
+        assert_eq!(
+            without(&check.json, may_differ),
+            without(&apply.json, may_differ),
+            "{name}: check mode and apply disagree"
+        );
+        assert_diff_matches(sc, &apply.json, &before, &after_apply);
+        assert_backup_holds_old(sc, &apply.json, &before, &after_apply);
+        for (path, e) in &before.0 {
+            if let (Entry::File { mode, .. }, Some(Entry::File { mode: now, .. })) =
+                (e, after_apply.0.get(path))
+            {
+                assert_eq!(mode, now, "{name}: apply changed the mode of {path}");
+            }
+        }
+        assert_eq!(
+            reapply.json["changed"],
+            Value::Bool(false),
+            "{name}: second apply changed: {}",
+            reapply.stdout
+        );
+        assert!(
+            !reapply.failed(),
+            "{name}: second apply failed: {}",
+            reapply.stdout
+        );
+        assert_eq!(
+            reapply.json["actions"],
+            json!([]),
+            "{name}: second apply has actions"
+        );
+        assert_eq!(
+            after_apply, after_reapply,
+            "{name}: second apply changed the folder"
+        );
+    }
+
+    sc.redact(&json!({
+        "check": check.json,
+        "apply": apply.json,
+        "reapply": reapply.json,
+        "files_after": after_reapply.to_json(),
+    }))
+}
+
+/// The relative name of `path` when it lies in the scenario's copy.
+fn rel_in(sc: &Scenario, path: &str) -> Option<String> {
+    Path::new(path)
+        .strip_prefix(sc.dir())
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// For each diff whose header names a file of the copy: `before` is what it
+/// held before the run, `after` what it holds after.
+fn assert_diff_matches(sc: &Scenario, result: &Value, before: &Listing, after: &Listing) {
+    let Some(diffs) = result["diff"].as_array() else {
+        return;
+    };
+    let text = |l: &Listing, rel: &str| match l.0.get(rel) {
+        Some(Entry::File { bytes, .. }) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    };
+    for d in diffs {
+        if let Some(rel) = d["before_header"].as_str().and_then(|h| rel_in(sc, h)) {
+            let was = text(before, &rel).unwrap_or_default();
+            assert_eq!(
+                d["before"].as_str(),
+                Some(was.as_str()),
+                "{}: diff 'before' of {rel}",
+                sc.name
+            );
+        }
+        if let Some(rel) = d["after_header"].as_str().and_then(|h| rel_in(sc, h)) {
+            let now = text(after, &rel);
+            assert_eq!(
+                d["after"].as_str(),
+                now.as_deref(),
+                "{}: diff 'after' of {rel}",
+                sc.name
+            );
+        }
+    }
+}
+
+/// A `backup_file` in the result is a file of the copy holding what the
+/// edited file (`path` of the result) held before.
+fn assert_backup_holds_old(sc: &Scenario, result: &Value, before: &Listing, after: &Listing) {
+    let Some(backup) = result["backup_file"].as_str() else {
+        return;
+    };
+    let rel = rel_in(sc, backup)
+        .unwrap_or_else(|| panic!("{}: backup {backup} outside the folder", sc.name));
+    let edited = result["path"]
+        .as_str()
+        .and_then(|p| rel_in(sc, p))
+        .unwrap_or_else(|| panic!("{}: a backup but no `path` in the folder", sc.name));
+    let old = match before.0.get(&edited) {
+        Some(Entry::File { bytes, .. }) => bytes,
+        other => panic!("{}: backup of {edited}, which was {other:?}", sc.name),
+    };
+    match after.0.get(&rel) {
+        Some(Entry::File { bytes, .. }) => {
+            assert_eq!(bytes, old, "{}: backup differs from the old file", sc.name)
+        }
+        other => panic!("{}: backup {rel} is {other:?}", sc.name),
+    }
+}
