@@ -164,15 +164,6 @@ impl Parser<'_> {
         self.next = i + 1;
     }
 
-    fn skip_newlines(&mut self) -> Result<Option<usize>, CfgError> {
-        loop {
-            match self.peek()? {
-                Some(i) if self.toks[i].kind == TokenKind::Newline => self.bump(i),
-                other => return Ok(other),
-            }
-        }
-    }
-
     fn assignment(&mut self, key: usize) -> Result<Assignment, CfgError> {
         self.bump(key);
         let op = match self.peek()? {
