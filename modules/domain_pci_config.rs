@@ -98,6 +98,9 @@ impl Module for DomainPciConfig {
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let req = request(&args)?;
         let target = fileio::resolve_target(&args.path).map_err(domcfg::DomCfgError::from)?;
+        if !args.create && !target.exists() {
+            return Err(missing(&args.path));
+        }
         // Check mode must not even create the lock file.
         let lock = if mode.check {
             None
@@ -190,12 +193,16 @@ fn read(args: &Args, target: &Path) -> Result<Option<Vec<u8>>, Failure> {
     let bytes =
         fileio::read_file(target, fileio::DEFAULT_MAX_SIZE).map_err(domcfg::DomCfgError::from)?;
     if bytes.is_none() && !args.create {
-        return Err(Failure::msg(format!(
-            "Destination {} does not exist (set create: true to create it)",
-            args.path.display()
-        )));
+        return Err(missing(&args.path));
     }
     Ok(bytes)
+}
+
+fn missing(path: &Path) -> Failure {
+    Failure::msg(format!(
+        "Destination {} does not exist (set create: true to create it)",
+        path.display()
+    ))
 }
 
 fn has_options(s: &PciSpec) -> bool {

@@ -15,6 +15,7 @@
 //! ```
 
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -65,13 +66,34 @@ pub fn opt_bool_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>,
 }
 
 /// A list, or one item standing for a list of one.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     /// Several items.
     Many(Vec<T>),
     /// One item.
     One(T),
+}
+
+// By hand rather than `untagged`, so that an item's own error (an unknown
+// field, a bad value) reaches the user, with the item's index.
+impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    T::deserialize(v).map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
+                })
+                .collect::<Result<Vec<T>, _>>()
+                .map(OneOrMany::Many),
+            other => T::deserialize(other)
+                .map(OneOrMany::One)
+                .map_err(D::Error::custom),
+        }
+    }
 }
 
 impl<T> OneOrMany<T> {

@@ -156,13 +156,13 @@ pub enum DomCfgError {
         what: String,
     },
     /// A pci entry xl cannot parse (`xl create` would fail).
-    #[error("{path}: pci entry '{entry}' is invalid: {err} (xl create would fail; the file was left untouched)")]
+    #[error("{path}: line {line}: invalid pci entry {err} (xl create would fail; the file was left untouched)")]
     Entry {
         /// The file.
         path: PathBuf,
-        /// The entry as written.
-        entry: String,
-        /// Why.
+        /// The line of the entry.
+        line: usize,
+        /// Why (it names the entry).
         err: SpecError,
     },
     /// Reading or writing the file failed.
@@ -214,7 +214,7 @@ impl PciConfig {
                     .map_err(|_| shape(last.line, "a pci entry is not valid UTF-8".into()))?;
                 let spec = PciSpec::parse_xl(&text).map_err(|err| DomCfgError::Entry {
                     path: path.to_path_buf(),
-                    entry: text.clone(),
+                    line: cfg.line_of(atom.span.start),
                     err,
                 })?;
                 entries.push((text, spec));
@@ -407,8 +407,8 @@ pub struct Written {
 
 /// Writes `after` over `target` (already resolved): backup, temporary file
 /// beside it, `validate` on that file, atomic rename. The caller holds the
-/// [`FileLock`] of `target` and has checked that the file still holds what
-/// the plan was made from.
+/// [`FileLock`] of `target`, taken before the file was read, so the file
+/// still holds what the plan was made from.
 pub fn write(
     target: &Path,
     existed: bool,

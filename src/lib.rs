@@ -2,10 +2,13 @@
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod args;
+pub mod assignable;
 pub mod bdf;
 pub mod cli;
 pub mod domcfg;
 pub mod fileio;
+pub mod guard;
+pub mod host;
 pub mod protocol;
 pub mod spec;
 pub mod xlcfg;

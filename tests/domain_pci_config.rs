@@ -242,3 +242,14 @@ fn bad_input_gives_one_failure_object() {
     let ran = run_json(BIN, &["--frobnicate"], None, &[]);
     assert!(ran.failed(), "{}", ran.stdout);
 }
+
+#[test]
+fn keeps_mode_of_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, path) = one_device_cfg();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let ran = run_module(BIN, &json!({"path": path, "devices": ["08:00.0"]}), &[]);
+    assert_eq!(ran.json["changed"], json!(true), "{}", ran.stdout);
+    let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+}

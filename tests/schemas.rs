@@ -7,7 +7,11 @@ use std::path::Path;
 use std::process::Command;
 
 /// Every module binary, with its path.
-const MODULES: &[(&str, &str)] = &[("domain_pci_config", env!("CARGO_BIN_EXE_domain_pci_config"))];
+const MODULES: &[(&str, &str)] = &[
+    ("domain_pci_config", env!("CARGO_BIN_EXE_domain_pci_config")),
+    ("pci_assignable", env!("CARGO_BIN_EXE_pci_assignable")),
+    ("pci_info", env!("CARGO_BIN_EXE_pci_info")),
+];
 
 fn schema(bin: &str, flag: &str) -> String {
     let out = Command::new(bin).arg(flag).output().expect("module runs");

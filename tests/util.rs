@@ -224,6 +224,21 @@ impl Scenario {
         }
     }
 
+    /// `listing` with its names redacted as [`Scenario::redact`] does.
+    pub fn redact_names(&self, listing: &Listing) -> Listing {
+        let names = |n: &String| match self.redact(&Value::String(n.clone())) {
+            Value::String(s) => s,
+            _ => unreachable!("a string stays a string"),
+        };
+        Listing(
+            listing
+                .0
+                .iter()
+                .map(|(n, e)| (names(n), e.clone()))
+                .collect(),
+        )
+    }
+
     /// The temporary copy.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -241,12 +256,18 @@ impl Scenario {
         Listing(out)
     }
 
-    /// `value` with the copy's path shown as `[DIR]` and backup stamps
-    /// (`.PID.YYYY-MM-DD@HH:MM:SS~`) as `.[BACKUP]`, in strings and keys.
+    /// `value` with the copy's path shown as `[DIR]`, backup stamps
+    /// (`.PID.YYYY-MM-DD@HH:MM:SS~`) as `.[BACKUP]` and the process id in
+    /// temporary file names (`.xenpci.PID.N.tmp`) as `[PID]`, in strings
+    /// and keys. The redacted paths stay in the check/apply comparisons.
     pub fn redact(&self, value: &Value) -> Value {
         let raw = self.tmp.path().to_str().expect("UTF-8 dir").to_string();
         let canonical = self.dir.to_str().expect("UTF-8 dir").to_string();
-        let fix = |s: &str| redact_backup(&s.replace(&canonical, "[DIR]").replace(&raw, "[DIR]"));
+        let fix = |s: &str| {
+            redact_temp_pid(&redact_backup(
+                &s.replace(&canonical, "[DIR]").replace(&raw, "[DIR]"),
+            ))
+        };
         map_strings(value, &fix)
     }
 }
@@ -288,10 +309,35 @@ pub fn redact_backup(s: &str) -> String {
     out
 }
 
+/// Replaces the process id of every `.xenpci.PID.N.tmp` (the temporary
+/// file beside an edited file, named in a `validate` command) with `[PID]`.
+pub fn redact_temp_pid(s: &str) -> String {
+    const MARK: &str = ".xenpci.";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(MARK) {
+        let (head, tail) = rest.split_at(at + MARK.len());
+        out.push_str(head);
+        let pid_len = tail.bytes().take_while(u8::is_ascii_digit).count();
+        let after = &tail[pid_len..];
+        let n_len = after
+            .strip_prefix('.')
+            .map_or(0, |a| a.bytes().take_while(u8::is_ascii_digit).count());
+        if pid_len > 0 && n_len > 0 && after[1 + n_len..].starts_with(".tmp") {
+            out.push_str("[PID]");
+            rest = after;
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The length of a backup suffix starting at `b[0]`, if one does.
 fn backup_suffix_at(b: &[u8]) -> Option<usize> {
     let mut i = 0;
-    let mut lit = |i: &mut usize, c: u8| -> Option<()> { (b.get(*i) == Some(&c)).then(|| *i += 1) };
+    let lit = |i: &mut usize, c: u8| -> Option<()> { (b.get(*i) == Some(&c)).then(|| *i += 1) };
     let digits = |i: &mut usize, n: Option<usize>| -> Option<()> {
         let start = *i;
         while b.get(*i).is_some_and(u8::is_ascii_digit) {
@@ -467,13 +513,18 @@ pub fn check_apply_reapply(
     let name = &sc.name;
 
     let before = sc.listing();
-    let check = run_module(bin, &check_args, env);
+    let run = |args: &Value| {
+        let mut ran = run_module(bin, args, env);
+        ran.json = sc.redact(&ran.json);
+        ran
+    };
+    let check = run(&check_args);
     let after_check = sc.listing();
     assert_eq!(before, after_check, "{name}: check mode changed the folder");
 
-    let apply = run_module(bin, &apply_args, env);
+    let apply = run(&apply_args);
     let after_apply = sc.listing();
-    let reapply = run_module(bin, &apply_args, env);
+    let reapply = run(&apply_args);
     let after_reapply = sc.listing();
 
     if apply.failed() {
@@ -517,7 +568,7 @@ pub fn check_apply_reapply(
             "{name}: check mode and apply disagree"
         );
         assert_diff_matches(sc, &apply.json, &before, &after_apply);
-        assert_backup_holds_old(sc, &apply.json, &before, &after_apply);
+        assert_backup_holds_old(sc, &apply.json, &before, &sc.redact_names(&after_apply));
         for (path, e) in &before.0 {
             if let (Entry::File { mode, .. }, Some(Entry::File { mode: now, .. })) =
                 (e, after_apply.0.get(path))
@@ -547,16 +598,20 @@ pub fn check_apply_reapply(
         );
     }
 
-    sc.redact(&json!({
+    json!({
         "check": check.json,
         "apply": apply.json,
         "reapply": reapply.json,
-        "files_after": after_reapply.to_json(),
-    }))
+        "files_after": sc.redact(&after_reapply.to_json()),
+    })
 }
 
 /// The relative name of `path` when it lies in the scenario's copy.
+/// `path` may be redacted (`[DIR]/...`).
 fn rel_in(sc: &Scenario, path: &str) -> Option<String> {
+    if let Some(rel) = path.strip_prefix("[DIR]/") {
+        return Some(rel.to_string());
+    }
     Path::new(path)
         .strip_prefix(sc.dir())
         .ok()

@@ -140,7 +140,6 @@ impl<'a> Editor<'a> {
     }
 
     fn edit_one_list(&mut self, list: &ListNode, changes: &[ItemChange], new: &[String]) {
-        let src = self.src();
         let items = &list.items;
         let q = list_quote(list);
         for (item, change) in items.iter().zip(changes) {
@@ -148,139 +147,140 @@ impl<'a> Editor<'a> {
                 self.push(a.span.clone(), quote(text, a.quote.unwrap_or(q)));
             }
         }
-        let kept: Vec<usize> = (0..items.len())
-            .filter(|&i| changes[i] != ItemChange::Remove)
-            .collect();
-        let inner = list.span.start + 1..list.span.end - 1;
         let new_quoted: Vec<String> = new.iter().map(|s| quote(s, q)).collect();
-        if kept.is_empty() && (!items.is_empty() || !new.is_empty()) {
-            // Nothing of the old interior survives: write it anew.
-            let text = self.render_interior(list, &new_quoted);
-            self.push(inner, text);
-            return;
-        }
-        let multi_line = src[inner.clone()].contains(&b'\n');
-        if multi_line {
-            self.remove_lines(list, changes, &kept, !new.is_empty());
-            self.append_lines(list, &kept, &new_quoted);
-        } else {
-            self.remove_inline(list, changes);
-            if let Some(&last) = kept.last() {
-                let end = items[last].node.span().end;
-                let sep = separator(src, items);
-                let text: String = new_quoted.iter().map(|n| format!("{sep}{n}")).collect();
-                if !text.is_empty() {
-                    self.push(end..end, text);
-                }
+        let Some(last_kept) = (0..items.len())
+            .rev()
+            .find(|&i| changes[i] != ItemChange::Remove)
+        else {
+            if !items.is_empty() || !new.is_empty() {
+                // Nothing of the old interior survives: write it anew.
+                let text = self.render_interior(list, &new_quoted);
+                self.push(list.span.start + 1..list.span.end - 1, text);
             }
-        }
-    }
-
-    /// One-line removal: each run of removed elements goes with the separator
-    /// after it, or, at the end of the list, with the one before it.
-    fn remove_inline(&mut self, list: &ListNode, changes: &[ItemChange]) {
-        let items = &list.items;
+            return;
+        };
+        let multi_line = self.src()[list.span.clone()].contains(&b'\n');
+        // Runs of removed elements followed by a kept one go with their
+        // separators (whole lines, in a list with one element per line).
         let mut i = 0;
-        while i < items.len() {
+        while i < last_kept {
             if changes[i] != ItemChange::Remove {
                 i += 1;
                 continue;
             }
-            let run_start = i;
-            while i < items.len() && changes[i] == ItemChange::Remove {
+            let run = i;
+            while changes[i] == ItemChange::Remove {
                 i += 1;
             }
-            let range = if i < items.len() {
-                items[run_start].node.span().start..items[i].node.span().start
-            } else {
-                // Keep a trailing comma where the list had one.
-                let end = items[i - 1].node.span().end;
-                items[run_start - 1].node.span().end..end
-            };
+            let range = self.run_range(&items[run], &items[i], multi_line);
             self.push(range, Vec::new());
+        }
+        let tail_inline = if last_kept + 1 < items.len() {
+            self.remove_tail(list, last_kept, multi_line, !new.is_empty())
+        } else {
+            false
+        };
+        if !new.is_empty() {
+            self.append(list, last_kept, tail_inline, multi_line, &new_quoted);
         }
     }
 
-    /// Multi-line removal: an element alone on its line takes the line with
-    /// it; any other element is removed as on one line.
-    fn remove_lines(
+    /// The bytes of removed elements `first..` up to the kept `next`.
+    fn run_range(&self, first: &Item, next: &Item, multi_line: bool) -> Range<usize> {
+        let src = self.src();
+        let (a, n) = (first.node.span().start, next.node.span().start);
+        if multi_line && line_indent(src, a).is_some() && line_indent(src, n).is_some() {
+            line_start(src, a)..line_start(src, n)
+        } else {
+            a..n
+        }
+    }
+
+    /// Removes the elements after `last_kept`. Returns true when they went
+    /// with the comma of `last_kept` (removed inline).
+    fn remove_tail(
         &mut self,
         list: &ListNode,
-        changes: &[ItemChange],
-        kept: &[usize],
+        last_kept: usize,
+        multi_line: bool,
         appending: bool,
+    ) -> bool {
+        let src = self.src();
+        let items = &list.items;
+        let (kept, first, last) = (
+            &items[last_kept],
+            &items[last_kept + 1],
+            &items[items.len() - 1],
+        );
+        let close = list.span.end - 1;
+        if multi_line && line_indent(src, first.node.span().start).is_some() {
+            if let Some(end) = own_line(src, last, close) {
+                self.push(
+                    line_start(src, first.node.span().start)..end.end,
+                    Vec::new(),
+                );
+                // A list written without a trailing comma keeps none.
+                if let (false, None, Some(c)) = (appending, last.comma, kept.comma) {
+                    self.push(c..c + 1, Vec::new());
+                }
+                return false;
+            }
+        }
+        // Keep a trailing comma where the list had one.
+        self.push(kept.node.span().end..last.node.span().end, Vec::new());
+        true
+    }
+
+    /// Appends `new` after element `last_kept`, in the list's layout.
+    fn append(
+        &mut self,
+        list: &ListNode,
+        last_kept: usize,
+        tail_inline: bool,
+        multi_line: bool,
+        new: &[String],
     ) {
         let src = self.src();
         let items = &list.items;
-        let mut inline = vec![ItemChange::Keep; items.len()];
-        for (i, item) in items.iter().enumerate() {
-            if changes[i] != ItemChange::Remove {
-                continue;
-            }
-            match own_line(src, item, list.span.end - 1) {
-                Some(line) => self.push(line, Vec::new()),
-                None => inline[i] = ItemChange::Remove,
-            }
-        }
-        if inline.contains(&ItemChange::Remove) {
-            self.remove_inline(list, &inline);
-        }
-        // A list written without a trailing comma keeps none (unless new
-        // elements follow).
-        let last_removed = !appending && changes.last() == Some(&ItemChange::Remove);
-        let had_trailing = items.last().is_some_and(|i| i.comma.is_some());
-        if let (true, false, Some(&k)) = (last_removed, had_trailing, kept.last()) {
-            if let Some(c) = items[k].comma {
-                if inline.iter().all(|c| *c != ItemChange::Remove) {
-                    self.push(c..c + 1, Vec::new());
-                }
-            }
-        }
-    }
-
-    fn append_lines(&mut self, list: &ListNode, kept: &[usize], new: &[String]) {
-        if new.is_empty() {
+        let kept = &items[last_kept];
+        let end = kept.node.span().end;
+        if !multi_line {
+            let sep = separator(src, items);
+            let text: String = new.iter().map(|n| format!("{sep}{n}")).collect();
+            self.push(end..end, text);
             return;
         }
-        let src = self.src();
-        let items = &list.items;
-        let Some(&last_kept) = kept.last() else {
-            return;
-        };
-        let last = &items[last_kept];
         let trailing = items.last().is_some_and(|i| i.comma.is_some());
-        let indent = line_indent(src, last.node.span().start).unwrap_or("    ".into());
+        let indent = line_indent(src, kept.node.span().start).unwrap_or_else(|| "    ".into());
         let close = list.span.end - 1;
-        if last.comma.is_none() {
-            let end = last.node.span().end;
+        if line_indent(src, close).is_none() {
+            // `]` shares a line with the last element: go on from there; what
+            // followed the old last element (its comma) follows the new one.
+            let text: String = new.iter().map(|n| format!(",\n{indent}{n}")).collect();
+            self.push(end..end, text);
+            return;
+        }
+        // After an inline tail removal, the removed last element's comma
+        // (if the list had a trailing one) now follows `kept`.
+        let has_comma = if tail_inline {
+            trailing
+        } else {
+            kept.comma.is_some()
+        };
+        if !has_comma {
             self.push(end..end, b",".to_vec());
         }
-        match line_indent(src, close) {
-            Some(_) => {
-                // `]` starts its own line: new lines go just above it.
-                let at = line_start(src, close);
-                let mut text = String::new();
-                for (i, n) in new.iter().enumerate() {
-                    let comma = if trailing || i + 1 < new.len() {
-                        ","
-                    } else {
-                        ""
-                    };
-                    text.push_str(&format!("{indent}{n}{comma}\n"));
-                }
-                self.push(at..at, text);
-            }
-            None => {
-                let at = last.comma.map_or(last.node.span().end, |c| c + 1);
-                let text: String = new.iter().map(|n| format!("\n{indent}{n},")).collect();
-                let text = if trailing {
-                    text
-                } else {
-                    text.trim_end_matches(',').into()
-                };
-                self.push(at..at, text);
-            }
+        let at = line_start(src, close);
+        let mut text = String::new();
+        for (i, n) in new.iter().enumerate() {
+            let comma = if trailing || i + 1 < new.len() {
+                ","
+            } else {
+                ""
+            };
+            text.push_str(&format!("{indent}{n}{comma}\n"));
         }
+        self.push(at..at, text);
     }
 
     /// A fresh interior for a list whose old elements all go.

@@ -54,22 +54,40 @@ impl Value {
     }
 }
 
-/// A config file xl would refuse: the line xl names and the reason.
+/// A config file xl would refuse: where, and why.
 ///
-/// `line` is the line xl prints, quirks included: for an error found at the
-/// end of a line (a value missing after `=`, say), xl names the line before.
+/// `line` is the line xl itself prints, quirks included: for an error found
+/// at a newline (a value missing after `=`, say), xl names the line before.
+/// `at_line` and `column` point at the offending byte for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("line {at_line}, column {column}: {message}{}", xl_note(*.line, *.at_line))]
 pub struct CfgError {
     /// The 1-based line xl reports.
     pub line: usize,
+    /// The 1-based line of the offending token.
+    pub at_line: usize,
+    /// Its 1-based column, in bytes.
+    pub column: usize,
     /// What is wrong, in xl's words where xl has words for it.
     pub message: String,
 }
 
+fn xl_note(xl: usize, at: usize) -> String {
+    if xl == at {
+        String::new()
+    } else {
+        format!(" (xl reports it at line {xl})")
+    }
+}
+
 impl CfgError {
-    pub(crate) fn new(line: usize, message: String) -> Self {
-        CfgError { line, message }
+    pub(crate) fn at(line: usize, at_line: usize, column: usize, message: String) -> Self {
+        CfgError {
+            line,
+            at_line,
+            column,
+            message,
+        }
     }
 }
 
@@ -93,6 +111,11 @@ impl XlConfig {
     /// The source bytes, as given.
     pub fn source(&self) -> &[u8] {
         &self.src
+    }
+
+    /// The 1-based line of byte `pos` of the source.
+    pub fn line_of(&self, pos: usize) -> usize {
+        parser::line_at(&self.src, pos.min(self.src.len()))
     }
 
     /// Every assignment, in file order.

@@ -124,17 +124,17 @@ pub fn parse(src: &[u8]) -> Result<Vec<Assignment>, CfgError> {
             TokenKind::Newline | TokenKind::Semi => p.bump(i),
             TokenKind::Ident => {
                 let a = p.assignment(i)?;
-                check_concat(&out, &a, &p.toks)?;
+                check_concat(&out, &a, &p.toks, src)?;
                 out.push(a);
                 match p.peek()? {
                     None => return Ok(out),
                     Some(j) if matches!(p.toks[j].kind, TokenKind::Newline | TokenKind::Semi) => {
                         p.bump(j)
                     }
-                    Some(j) => return Err(p.syntax_error(Some(j))),
+                    Some(j) => return Err(p.syntax_error(Some(j), END_OF_STATEMENT)),
                 }
             }
-            _ => return Err(p.syntax_error(Some(i))),
+            _ => return Err(p.syntax_error(Some(i), STATEMENT)),
         }
     }
 }
@@ -148,10 +148,13 @@ impl Parser<'_> {
             match &t.kind {
                 TokenKind::Blank | TokenKind::Bad { reported: false } => self.next += 1,
                 TokenKind::Bad { reported: true } => {
-                    return Err(CfgError::new(t.line, "lexical error".to_string()))
+                    let text = &self.src[t.span.clone()];
+                    let col = column(self.src, t.span.start);
+                    return Err(CfgError::at(t.line, t.line, col, lexical(text)));
                 }
                 TokenKind::Str { value: Err(e), .. } => {
-                    return Err(CfgError::new(t.line, e.clone()))
+                    let col = column(self.src, t.span.start);
+                    return Err(CfgError::at(t.line, t.line, col, e.clone()));
                 }
                 _ => return Ok(Some(self.next)),
             }
@@ -169,7 +172,7 @@ impl Parser<'_> {
         let op = match self.peek()? {
             Some(i) if self.toks[i].kind == TokenKind::Assign => Op::Assign,
             Some(i) if self.toks[i].kind == TokenKind::AddAssign => Op::Add,
-            other => return Err(self.syntax_error(other)),
+            other => return Err(self.syntax_error(other, "'=' or '+='")),
         };
         let op_tok = self.next;
         self.bump(op_tok);
@@ -188,7 +191,7 @@ impl Parser<'_> {
     /// A value whose first symbol lands at LR stack depth `depth`.
     fn value(&mut self, depth: usize) -> Result<Node, CfgError> {
         let Some(i) = self.peek()? else {
-            return Err(self.syntax_error(None));
+            return Err(self.syntax_error(None, VALUE));
         };
         let t = self.toks[i].clone();
         match t.kind {
@@ -218,7 +221,7 @@ impl Parser<'_> {
                 self.bump(i);
                 self.list(t.span.start, depth)
             }
-            _ => Err(self.syntax_error(Some(i))),
+            _ => Err(self.syntax_error(Some(i), VALUE)),
         }
     }
 
@@ -239,7 +242,7 @@ impl Parser<'_> {
         let mut after_comma = true;
         loop {
             let Some(i) = self.peek()? else {
-                return Err(self.syntax_error(None));
+                return Err(self.syntax_error(None, in_list(after_comma)));
             };
             match self.toks[i].kind {
                 TokenKind::Newline => {
@@ -272,7 +275,7 @@ impl Parser<'_> {
                     items.push(Item { node, comma: None });
                     after_comma = false;
                 }
-                _ => return Err(self.syntax_error(Some(i))),
+                _ => return Err(self.syntax_error(Some(i), in_list(after_comma))),
             }
         }
     }
@@ -289,8 +292,8 @@ impl Parser<'_> {
         if depth < YYMAXDEPTH {
             return Ok(());
         }
-        let mut e = self.syntax_error(tok);
-        e.message = e.message.replace("syntax error", "memory exhausted");
+        let mut e = self.syntax_error(tok, "");
+        e.message = "memory exhausted: lists nested too deep for xl".into();
         Err(e)
     }
 
@@ -301,35 +304,107 @@ impl Parser<'_> {
     /// already the line of its newline, so an error at a newline is reported
     /// one line early; at end of file nothing new was lexed: the location is
     /// the last token's and the text is empty.
-    fn syntax_error(&self, tok: Option<usize>) -> CfgError {
-        let shown = tok.or(self.last);
-        let Some(i) = shown else {
-            return CfgError::new(1, "syntax error at end of file".into());
+    fn syntax_error(&self, tok: Option<usize>, expecting: &str) -> CfgError {
+        let Some(i) = tok.or(self.last) else {
+            return CfgError::at(
+                1,
+                1,
+                1,
+                format!("unexpected end of file, expecting {expecting}"),
+            );
         };
         let t = &self.toks[i];
-        let near = if t.kind == TokenKind::Newline {
-            "<newline>".to_string()
-        } else {
-            format!("`{}'", String::from_utf8_lossy(&self.src[t.span.clone()]))
-        };
         // At end of file `yytext` is empty, so there is no newline to undo.
-        let line = if t.kind == TokenKind::Newline && tok.is_some() {
+        let xl_line = if t.kind == TokenKind::Newline && tok.is_some() {
             t.line - 1
         } else {
             t.line
         };
-        let what = if tok.is_none() {
-            "syntax error, unexpected end of file"
-        } else {
-            "syntax error"
+        let what = match tok {
+            None => "end of file".to_string(),
+            Some(_) => describe(&t.kind, &self.src[t.span.clone()]),
         };
-        CfgError::new(line, format!("config parsing error near {near}: {what}"))
+        let (line, column) = match tok {
+            Some(_) => (t.line, column(self.src, t.span.start)),
+            None => (
+                line_at(self.src, self.src.len()),
+                column(self.src, self.src.len()),
+            ),
+        };
+        CfgError::at(
+            xl_line,
+            line,
+            column,
+            format!("syntax error, unexpected {what}, expecting {expecting}"),
+        )
     }
+}
+
+const STATEMENT: &str = "a key, a newline or ';'";
+const END_OF_STATEMENT: &str = "a newline or ';' after the value";
+const VALUE: &str = "a string, a number or '['";
+
+fn in_list(after_comma: bool) -> &'static str {
+    if after_comma {
+        "a value or ']'"
+    } else {
+        "',' or ']'"
+    }
+}
+
+/// A token as an error message names it.
+fn describe(kind: &TokenKind, text: &[u8]) -> String {
+    match kind {
+        TokenKind::Newline if text.first() == Some(&b'#') => "comment (a newline)".into(),
+        TokenKind::Newline => "newline".into(),
+        TokenKind::Ident => format!("key `{}'", String::from_utf8_lossy(text)),
+        TokenKind::Number => format!("number `{}'", String::from_utf8_lossy(text)),
+        TokenKind::Str { .. } => format!("string {}", String::from_utf8_lossy(text)),
+        _ => format!("`{}'", String::from_utf8_lossy(text)),
+    }
+}
+
+/// 1-based column (in bytes) of `pos`.
+pub(super) fn column(src: &[u8], pos: usize) -> usize {
+    pos - src[..pos]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |n| n + 1)
+        + 1
+}
+
+/// 1-based line of `pos`.
+pub(super) fn line_at(src: &[u8], pos: usize) -> usize {
+    src[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// xl's "lexical error", naming the bytes and what they probably are.
+fn lexical(text: &[u8]) -> String {
+    let end = text
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |n| n + 1);
+    let shown = text[..end].escape_ascii().to_string();
+    let hint = match text.first() {
+        Some(b'\r') => " (a carriage return: xl reads only Unix line endings)",
+        Some(0xef) if text.starts_with(b"\xef\xbb\xbf") => " (a UTF-8 byte-order mark)",
+        Some(b'#') => " (a comment must end with a newline)",
+        Some(b'\'' | b'"') => " (a string must end on its line)",
+        Some(b'A'..=b'Z') => " (keys are lowercase)",
+        Some(b'-' | b'+' | b'.') => " (numbers are unsigned integers; quote anything else)",
+        _ => "",
+    };
+    format!("lexical error near `{shown}'{hint}")
 }
 
 /// `xlu__cfg_set_store` refuses `+=` between a list and a string, reporting
 /// the line of the value's last token (the lexer has read no further).
-fn check_concat(done: &[Assignment], a: &Assignment, toks: &[Token]) -> Result<(), CfgError> {
+fn check_concat(
+    done: &[Assignment],
+    a: &Assignment,
+    toks: &[Token],
+    src: &[u8],
+) -> Result<(), CfgError> {
     if a.op != Op::Add {
         return Ok(());
     }
@@ -341,12 +416,13 @@ fn check_concat(done: &[Assignment], a: &Assignment, toks: &[Token]) -> Result<(
         return Ok(());
     }
     let end = a.value.span().end;
-    let line = toks
-        .iter()
-        .find(|t| t.span.end == end)
-        .map_or(a.line, |t| t.line);
-    Err(CfgError::new(
+    let last = toks.iter().find(|t| t.span.end == end);
+    let line = last.map_or(a.line, |t| t.line);
+    let col = last.map_or(1, |t| column(src, t.span.start));
+    Err(CfgError::at(
         line,
+        line,
+        col,
         "can't add [list] to \"string\" or vice versa".into(),
     ))
 }

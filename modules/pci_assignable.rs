@@ -1,0 +1,213 @@
+//! pci_assignable: bind PCI devices to pciback, or give them back to dom0.
+
+use std::process::ExitCode;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use xenpci::args::{bool_lenient, OneOrMany};
+use xenpci::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
+use xenpci::bdf::{Bdf, BdfPattern};
+use xenpci::host;
+use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
+
+/// Make PCI devices assignable to Xen guests, or give them back to dom0.
+///
+/// With `state: present`, each device is unbound from its dom0 driver and
+/// bound to xen-pciback, as `xl pci-assignable-add` does; with `absent` it
+/// leaves pciback and, with `rebind`, goes back to the driver it had, as
+/// `xl pci-assignable-remove -r` does. The original driver is kept in this
+/// module's own record on disk (so a reboot does not lose it), else taken
+/// from libxl's xenstore record, else the kernel reprobes the device.
+///
+/// The dom0 guard refuses devices that dom0 itself uses, listing every
+/// reason: a mounted, swapped-on or md/LVM-held disk on it, a network
+/// interface on it that is up or carries addresses or routes, the boot VGA,
+/// a bridge. `force: true` overrides it.
+///
+/// Everything is checked for every device before anything changes. If a
+/// step fails, the device is put back on its original driver and the run
+/// fails. Idempotent; check mode and diff mode are supported (the diff shows
+/// the boot-time hide file). `XENPCI_HOST=FILE` runs it against a simulated
+/// dom0 instead of this host.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct Args {
+    /// The devices, `[DDDD:]BB:DD.F`; `BB:DD.*` means every function the
+    /// device has. A single string is one device.
+    devices: OneOrMany<String>,
+    /// `present`: bound to pciback (assignable). `absent`: not bound to
+    /// pciback.
+    #[serde(default)]
+    state: AssignState,
+    /// With `absent`, bind each device to the driver it had before. Without
+    /// it the device is left with no driver (a warning says so).
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    rebind: bool,
+    /// Xen's assignable name for the device (`xl pci-assignable-add -n`),
+    /// usable as `name=NAME` in pci specs. One device only.
+    #[serde(default)]
+    name: Option<String>,
+    /// Also keep the device hidden from dom0 drivers across reboots (a
+    /// managed `/etc/modprobe.d/xenpci-pciback.conf` with
+    /// `options xen-pciback hide=(BDF)...`), or, with `absent`, no longer
+    /// hidden. Where xen-pciback loads from the initramfs, regenerate it too.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    persistent: bool,
+    /// Take devices even when the dom0 guard refuses them.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    force: bool,
+    /// `auto`: `xl` when the Xen toolstack runs, else `sysfs`. `xl`: through
+    /// `xl pci-assignable-*` (the device is also quarantined and libxl's
+    /// records stay right). `sysfs`: direct sysfs writes in libxl's order.
+    #[serde(default)]
+    method: Method,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What happened to one device.
+#[derive(Debug, Serialize, JsonSchema)]
+struct DeviceResult {
+    /// The device.
+    bdf: Bdf,
+    /// Its driver before the run (`null`: none).
+    driver_before: Option<String>,
+    /// Its driver after the run (in check mode: the expected one).
+    driver_after: Option<String>,
+    /// Whether the run changed it.
+    changed: bool,
+}
+
+/// The module's own keys of the result.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Facts {
+    /// Per device, in BDF order.
+    devices: Vec<DeviceResult>,
+    /// The assignable devices after the run, as `xl pci-assignable-list -n`
+    /// shows them (in check mode: as they are now).
+    assignable: Vec<AssignableDevice>,
+    /// The method used (`auto` resolved).
+    method: Method,
+    /// With `persistent`: whether some device's state at the next boot
+    /// differs from its state now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reboot_required: Option<bool>,
+}
+
+struct PciAssignable;
+
+impl Module for PciAssignable {
+    const NAME: &'static str = "pci_assignable";
+    const ALIASES: &'static [(&'static str, &'static str)] = &[("bdf", "devices")];
+    type Args = Args;
+    type Facts = Facts;
+
+    fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
+        let req = request(args)?;
+        let mut host = host::open().map_err(assignable::AssignError::from)?;
+        let plan = assignable::plan(host.as_ref(), &req)?;
+        let hide_before =
+            assignable::HideList::read(host.as_ref()).map_err(assignable::AssignError::from)?;
+        let mut warnings = plan.warnings.clone();
+        let (actions, drivers_after) = if mode.check || !plan.changed() {
+            let steps = plan
+                .devices
+                .iter()
+                .flat_map(|d| d.steps.iter().map(|s| s.to_string()));
+            let hide = plan
+                .hide
+                .iter()
+                .map(|h| assignable::Step::WriteHideList(h.clone()).to_string());
+            let after = plan
+                .devices
+                .iter()
+                .map(|d| (d.bdf, d.driver_after.clone()))
+                .collect();
+            (steps.chain(hide).collect(), after)
+        } else {
+            let done = assignable::apply(host.as_mut(), &plan)?;
+            host.commit().map_err(assignable::AssignError::from)?;
+            warnings.extend(done.warnings);
+            (done.actions, done.drivers_after)
+        };
+        let assignable =
+            assignable::assignable_list(host.as_ref()).map_err(assignable::AssignError::from)?;
+        let devices: Vec<DeviceResult> = plan
+            .devices
+            .iter()
+            .zip(drivers_after)
+            .map(|(d, (_, after))| DeviceResult {
+                bdf: d.bdf,
+                driver_before: d.driver_before.clone(),
+                changed: !d.steps.is_empty(),
+                driver_after: after,
+            })
+            .collect();
+        let changed_count = devices.iter().filter(|d| d.changed).count();
+        let hide_after = plan.hide.clone().unwrap_or_else(|| hide_before.clone());
+        Ok(Outcome {
+            changed: plan.changed(),
+            msg: summary(changed_count, devices.len(), req.state, plan.hide.is_some()),
+            actions,
+            diff: vec![protocol::Diff {
+                before_header: host::ManagedFile::ModprobeHide.path().into(),
+                after_header: host::ManagedFile::ModprobeHide.path().into(),
+                before: hide_before.render(),
+                after: hide_after.render(),
+            }],
+            warnings,
+            facts: Facts {
+                devices,
+                assignable,
+                method: plan.method,
+                reboot_required: plan.reboot_required,
+            },
+        })
+    }
+}
+
+/// The checked request: every BDF parsed and the name checked before the
+/// host is touched.
+fn request(args: Args) -> Result<AssignRequest, Failure> {
+    let mut devices = Vec::new();
+    for (i, text) in args.devices.into_vec().iter().enumerate() {
+        let p = BdfPattern::parse(text).map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
+        devices.push(p);
+    }
+    if devices.is_empty() {
+        return Err(Failure::msg("devices: give at least one device"));
+    }
+    if let Some(n) = &args.name {
+        assignable::check_name(n)?;
+    }
+    Ok(AssignRequest {
+        devices,
+        state: args.state,
+        rebind: args.rebind,
+        name: args.name,
+        persistent: args.persistent,
+        force: args.force,
+        method: args.method,
+    })
+}
+
+fn summary(changed: usize, total: usize, state: AssignState, hide: bool) -> String {
+    let verb = match state {
+        AssignState::Present => "made assignable",
+        AssignState::Absent => "given back to dom0",
+    };
+    let mut msg = if changed == 0 {
+        format!("all {total} device(s) already as requested")
+    } else {
+        format!("{changed} of {total} device(s) {verb}")
+    };
+    if hide {
+        msg.push_str("; boot-time hide list updated");
+    }
+    msg
+}
+
+fn main() -> ExitCode {
+    protocol::main::<PciAssignable>()
+}

@@ -1,0 +1,577 @@
+//! Making devices assignable (bound to pciback) and giving them back.
+//!
+//! The composites of `libxl_pci.c`, as plans: [`plan`] reads the host and
+//! returns, per device, the [`Step`]s that `libxl__device_pci_assignable_add`
+//! or `_remove` would take (through `xl`, or directly through sysfs in
+//! libxl's own order: check `slots`, `new_slot`, `bind`), after the dom0
+//! guard and every other check has passed for every device. [`apply`] runs
+//! them, and puts a device back where it was when a step fails.
+//!
+//! The original driver of a device is known from this project's
+//! [`DriverRecord`] (kept on disk, so it survives reboots), else from
+//! libxl's xenstore record, else the kernel is asked to reprobe.
+
+mod apply;
+pub mod records;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use apply::{apply, Applied, ApplyFailure};
+pub use records::{DriverRecord, HideList};
+
+use crate::bdf::{Bdf, BdfPattern, Func};
+use crate::guard::{self, Refusal};
+use crate::host::{xs_pci_path, Host, HostError, ManagedFile, PCIBACK};
+
+/// Bound to pciback, or not.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AssignState {
+    /// Bound to pciback: assignable to guests.
+    #[default]
+    Present,
+    /// Not bound to pciback: dom0's again.
+    Absent,
+}
+
+/// How to reach pciback.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// `xl` when the Xen toolstack runs, else `sysfs`.
+    #[default]
+    Auto,
+    /// `xl pci-assignable-add/-remove`: the device is also quarantined and
+    /// libxl's records stay consistent.
+    Xl,
+    /// Direct sysfs writes in libxl's order (no quarantine).
+    Sysfs,
+}
+
+/// The checked request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssignRequest {
+    /// The devices; `BB:DD.*` means every function present.
+    pub devices: Vec<BdfPattern>,
+    /// Bound to pciback or not.
+    pub state: AssignState,
+    /// With `absent`: bind the original driver again.
+    pub rebind: bool,
+    /// Xen's assignable name (one device only).
+    pub name: Option<String>,
+    /// Also keep the boot-time hide list in step.
+    pub persistent: bool,
+    /// Override the dom0 guard.
+    pub force: bool,
+    /// How to reach pciback.
+    pub method: Method,
+}
+
+/// One host call of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Note the original driver in this project's record.
+    RecordDriver(Bdf, String),
+    /// Drop the device from this project's record.
+    ForgetDriver(Bdf),
+    /// Write the BDF to `drivers/DRIVER/unbind`.
+    Unbind(Bdf, String),
+    /// Write the BDF to pciback's `new_slot`.
+    NewSlot(Bdf),
+    /// Write the BDF to `drivers/DRIVER/bind`.
+    Bind(Bdf, String),
+    /// Write the BDF to pciback's `remove_slot`.
+    RemoveSlot(Bdf),
+    /// Write the BDF to `drivers_probe`.
+    Reprobe(Bdf),
+    /// Write a xenstore node.
+    XsWrite(String, String),
+    /// Remove a xenstore node.
+    XsRm(String),
+    /// Run `xl` with these arguments.
+    Xl(Vec<String>),
+    /// Rewrite the boot-time hide list.
+    WriteHideList(HideList),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::RecordDriver(b, d) => write!(
+                f,
+                "record {b}'s driver {d} in {}",
+                ManagedFile::DriverRecord.path()
+            ),
+            Step::ForgetDriver(b) => {
+                write!(f, "forget {b} in {}", ManagedFile::DriverRecord.path())
+            }
+            Step::Unbind(b, d) => write!(f, "unbind {b} from {d}"),
+            Step::NewSlot(b) => write!(f, "add a pciback slot for {b}"),
+            Step::Bind(b, d) => write!(f, "bind {b} to {d}"),
+            Step::RemoveSlot(b) => write!(f, "remove the pciback slot of {b}"),
+            Step::Reprobe(b) => write!(f, "reprobe {b} (the kernel picks its driver)"),
+            Step::XsWrite(p, v) => write!(f, "xenstore-write {p} {v}"),
+            Step::XsRm(p) => write!(f, "xenstore-rm {p}"),
+            Step::Xl(args) => write!(f, "xl {}", args.join(" ")),
+            Step::WriteHideList(h) => {
+                let list: Vec<String> = h.devices.iter().map(Bdf::to_string).collect();
+                write!(
+                    f,
+                    "write {} (hide: {})",
+                    ManagedFile::ModprobeHide.path(),
+                    if list.is_empty() {
+                        "none".into()
+                    } else {
+                        list.join(" ")
+                    }
+                )
+            }
+        }
+    }
+}
+
+/// What happens to one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePlan {
+    /// The device.
+    pub bdf: Bdf,
+    /// Its driver now.
+    pub driver_before: Option<String>,
+    /// Its driver after the steps (`None` also when the kernel picks it).
+    pub driver_after: Option<String>,
+    /// The driver it is on now, to put it back on if a step fails.
+    pub original: Option<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The method chosen (`auto` resolved).
+    pub method: Method,
+    /// Per device, in BDF order.
+    pub devices: Vec<DevicePlan>,
+    /// The new boot-time hide list, when it changes.
+    pub hide: Option<HideList>,
+    /// Whether, after the plan, some device's boot state (hidden or not)
+    /// differs from its running state; `None` unless `persistent`.
+    pub reboot_required: Option<bool>,
+    /// Things a person should know.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Whether anything changes.
+    pub fn changed(&self) -> bool {
+        self.hide.is_some() || self.devices.iter().any(|d| !d.steps.is_empty())
+    }
+}
+
+/// Why a request cannot be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    /// A device that does not exist.
+    #[error("no PCI device {0} on this host (no /sys/bus/pci/devices/{0})")]
+    NoDevice(String),
+    /// The dom0 guard refused: every device and every reason.
+    #[error("refusing devices dom0 uses (set force: true to override): {}", guard_text(.0))]
+    Guard(Vec<(Bdf, Vec<Refusal>)>),
+    /// A device held by a running guest.
+    #[error("{bdf} is attached to domain {domid}; detach it first (pci_attach state: absent)")]
+    Attached {
+        /// The device.
+        bdf: Bdf,
+        /// The domain holding it.
+        domid: String,
+    },
+    /// A request that cannot work as given.
+    #[error("{0}")]
+    Invalid(String),
+    /// The host refused a step.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+fn guard_text(all: &[(Bdf, Vec<Refusal>)]) -> String {
+    let per: Vec<String> = all
+        .iter()
+        .map(|(b, rs)| {
+            let reasons: Vec<String> = rs.iter().map(Refusal::to_string).collect();
+            format!("{b}: {}", reasons.join("; "))
+        })
+        .collect();
+    per.join(" | ")
+}
+
+/// Plans `req` on `host`: checks everything for every device first, so that
+/// a refused run changes nothing.
+pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
+    let method = resolve_method(host, req.method)?;
+    let bdfs = expand(host, &req.devices)?;
+    if req.name.is_some() && bdfs.len() != 1 {
+        return Err(AssignError::Invalid(format!(
+            "name applies to one device, but {} were given",
+            bdfs.len()
+        )));
+    }
+    if req.state == AssignState::Present && !host.driver_loaded(PCIBACK)? {
+        return Err(AssignError::Invalid(
+            "the pciback driver is not loaded (modprobe xen-pciback)".into(),
+        ));
+    }
+    let record = DriverRecord::read(host)?;
+    let slots = host.pciback_slots().unwrap_or_default();
+    let toolstack = host.toolstack_running()?;
+    let mut devices = Vec::new();
+    let mut refused = Vec::new();
+    let mut warnings = Vec::new();
+    for bdf in &bdfs {
+        let dev = host
+            .pci_device(bdf)?
+            .ok_or_else(|| AssignError::NoDevice(bdf.to_string()))?;
+        let ctx = DeviceCtx {
+            bdf: *bdf,
+            driver: dev.driver.clone(),
+            has_slot: slots.contains(bdf),
+            method,
+            toolstack,
+        };
+        let d = match req.state {
+            AssignState::Present => {
+                if dev.driver.as_deref() != Some(PCIBACK) && !req.force {
+                    let reasons = guard::refusals(&dev, &host.dom0_use(bdf)?);
+                    if !reasons.is_empty() {
+                        refused.push((*bdf, reasons));
+                    }
+                }
+                plan_add(&ctx, host, req)?
+            }
+            AssignState::Absent => plan_remove(&ctx, host, req, &record, &mut warnings)?,
+        };
+        devices.push(d);
+    }
+    if !refused.is_empty() {
+        return Err(AssignError::Guard(refused));
+    }
+    let (hide, reboot_required) = plan_hide(host, req, &devices, &mut warnings)?;
+    Ok(Plan {
+        method,
+        devices,
+        hide,
+        reboot_required,
+        warnings,
+    })
+}
+
+fn resolve_method(host: &dyn Host, m: Method) -> Result<Method, AssignError> {
+    let running = host.toolstack_running()?;
+    match m {
+        Method::Auto if running => Ok(Method::Xl),
+        Method::Auto => Ok(Method::Sysfs),
+        Method::Xl if !running => Err(AssignError::Invalid(
+            "method xl needs the Xen toolstack, which is not running here (use method: sysfs)"
+                .into(),
+        )),
+        m => Ok(m),
+    }
+}
+
+/// The BDFs named, `BB:DD.*` expanded to the functions present, sorted and
+/// without repeats.
+fn expand(host: &dyn Host, patterns: &[BdfPattern]) -> Result<Vec<Bdf>, AssignError> {
+    let mut out = Vec::new();
+    let all = if patterns.iter().any(|p| p.func == Func::All) {
+        host.pci_devices()?
+    } else {
+        Vec::new()
+    };
+    for p in patterns {
+        match p.bdf() {
+            Some(b) => out.push(b),
+            None => {
+                let found: Vec<Bdf> = all.iter().map(|d| d.bdf).filter(|b| p.matches(b)).collect();
+                if found.is_empty() {
+                    return Err(AssignError::NoDevice(p.to_string()));
+                }
+                out.extend(found);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+struct DeviceCtx {
+    bdf: Bdf,
+    driver: Option<String>,
+    has_slot: bool,
+    method: Method,
+    toolstack: bool,
+}
+
+/// `libxl__device_pci_assignable_add`, as steps.
+fn plan_add(
+    ctx: &DeviceCtx,
+    host: &dyn Host,
+    req: &AssignRequest,
+) -> Result<DevicePlan, AssignError> {
+    let bdf = ctx.bdf;
+    let mut steps = Vec::new();
+    let on_pciback = ctx.driver.as_deref() == Some(PCIBACK);
+    let name_now = if ctx.toolstack {
+        host.xs_read(&xs_pci_path(&bdf, Some("name")))?
+    } else {
+        None
+    };
+    let name_differs = req.name.is_some() && req.name != name_now;
+    if !on_pciback || name_differs {
+        if let Some(d) = ctx.driver.as_deref().filter(|d| *d != PCIBACK) {
+            steps.push(Step::RecordDriver(bdf, d.to_string()));
+        }
+        match ctx.method {
+            Method::Xl | Method::Auto => {
+                let mut args = vec!["pci-assignable-add".to_string()];
+                if let Some(n) = &req.name {
+                    args.extend(["-n".to_string(), n.clone()]);
+                }
+                args.push(bdf.to_string());
+                steps.push(Step::Xl(args));
+            }
+            Method::Sysfs => {
+                if !on_pciback {
+                    if let Some(d) = &ctx.driver {
+                        steps.push(Step::Unbind(bdf, d.clone()));
+                    }
+                    if !ctx.has_slot {
+                        steps.push(Step::NewSlot(bdf));
+                    }
+                    steps.push(Step::Bind(bdf, PCIBACK.into()));
+                    if let (true, Some(d)) = (ctx.toolstack, &ctx.driver) {
+                        steps.push(Step::XsWrite(
+                            xs_pci_path(&bdf, Some("driver_path")),
+                            driver_path(d),
+                        ));
+                    }
+                }
+                if let (true, Some(n)) = (ctx.toolstack, &req.name) {
+                    steps.push(Step::XsWrite(xs_pci_path(&bdf, Some("name")), n.clone()));
+                }
+            }
+        }
+    }
+    Ok(DevicePlan {
+        bdf,
+        driver_before: ctx.driver.clone(),
+        driver_after: Some(PCIBACK.into()),
+        original: ctx.driver.clone(),
+        steps,
+    })
+}
+
+/// `libxl__device_pci_assignable_remove`, as steps.
+fn plan_remove(
+    ctx: &DeviceCtx,
+    host: &dyn Host,
+    req: &AssignRequest,
+    record: &DriverRecord,
+    warnings: &mut Vec<String>,
+) -> Result<DevicePlan, AssignError> {
+    let bdf = ctx.bdf;
+    let unchanged = DevicePlan {
+        bdf,
+        driver_before: ctx.driver.clone(),
+        driver_after: ctx.driver.clone(),
+        original: ctx.driver.clone(),
+        steps: Vec::new(),
+    };
+    if ctx.driver.as_deref() != Some(PCIBACK) {
+        return Ok(unchanged);
+    }
+    if ctx.toolstack {
+        if let Some(domid) = host.xs_read(&xs_pci_path(&bdf, Some("domid")))? {
+            return Err(AssignError::Attached { bdf, domid });
+        }
+    }
+    let libxl_driver = if ctx.toolstack {
+        host.xs_read(&xs_pci_path(&bdf, Some("driver_path")))?
+            .and_then(|p| p.rsplit('/').next().map(str::to_string))
+            .filter(|d| !d.is_empty())
+    } else {
+        None
+    };
+    let original = record
+        .get(&bdf)
+        .map(str::to_string)
+        .or_else(|| libxl_driver.clone());
+    let mut steps = Vec::new();
+    match ctx.method {
+        Method::Xl | Method::Auto => {
+            let mut args = vec!["pci-assignable-remove".to_string()];
+            if req.rebind {
+                args.push("-r".into());
+            }
+            args.push(bdf.to_string());
+            steps.push(Step::Xl(args));
+            // xl rebinds only from its own record; ours fills the gap.
+            if req.rebind && libxl_driver.is_none() {
+                steps.push(rebind_step(bdf, &original));
+            }
+        }
+        Method::Sysfs => {
+            steps.push(Step::Unbind(bdf, PCIBACK.into()));
+            if ctx.has_slot {
+                steps.push(Step::RemoveSlot(bdf));
+            }
+            if req.rebind {
+                steps.push(rebind_step(bdf, &original));
+                if libxl_driver.is_some() {
+                    steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
+                }
+            }
+            if ctx.toolstack && host.xs_read(&xs_pci_path(&bdf, Some("name")))?.is_some() {
+                steps.push(Step::XsRm(xs_pci_path(&bdf, Some("name"))));
+            }
+        }
+    }
+    if req.rebind && record.get(&bdf).is_some() {
+        steps.push(Step::ForgetDriver(bdf));
+    }
+    if !req.rebind {
+        warnings.push(format!("{bdf} is left without a driver (rebind: false)"));
+    } else if original.is_none() {
+        warnings.push(format!(
+            "{bdf}: its original driver is not recorded anywhere; the kernel will pick one"
+        ));
+    }
+    Ok(DevicePlan {
+        driver_after: if req.rebind { original } else { None },
+        steps,
+        ..unchanged
+    })
+}
+
+fn rebind_step(bdf: Bdf, original: &Option<String>) -> Step {
+    match original {
+        Some(d) => Step::Bind(bdf, d.clone()),
+        None => Step::Reprobe(bdf),
+    }
+}
+
+/// libxl's `driver_path` record for a driver name.
+pub fn driver_path(driver: &str) -> String {
+    format!("/sys/{}/{driver}", crate::host::SYSFS_PCI_DRIVERS)
+}
+
+/// The hide-list change and whether boot and running states then differ.
+fn plan_hide(
+    host: &dyn Host,
+    req: &AssignRequest,
+    devices: &[DevicePlan],
+    warnings: &mut Vec<String>,
+) -> Result<(Option<HideList>, Option<bool>), AssignError> {
+    let mut hide = HideList::read(host)?;
+    let before = hide.clone();
+    if req.persistent {
+        for d in devices {
+            hide.set(d.bdf, req.state == AssignState::Present);
+        }
+    } else {
+        for d in devices
+            .iter()
+            .filter(|d| hide.contains(&d.bdf) && req.state == AssignState::Absent)
+        {
+            warnings.push(format!(
+                "{} is still hidden from dom0 at boot by {} (set persistent: true to change that)",
+                d.bdf,
+                ManagedFile::ModprobeHide.path()
+            ));
+        }
+    }
+    let running = |b: &Bdf| {
+        devices
+            .iter()
+            .find(|d| d.bdf == *b)
+            .map(|d| d.driver_after.as_deref() == Some(PCIBACK))
+    };
+    let reboot = req.persistent.then(|| {
+        devices
+            .iter()
+            .any(|d| running(&d.bdf) != Some(hide.contains(&d.bdf)))
+            || hide.devices.iter().any(|b| running(b) == Some(false))
+    });
+    Ok(((hide != before).then_some(hide), reboot))
+}
+
+/// One line of `xl pci-assignable-list -n`: a device on pciback that no
+/// guest holds, with its assignable name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct AssignableDevice {
+    /// The device.
+    pub bdf: Bdf,
+    /// Its name (`xl pci-assignable-add -n`), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The assignable devices, as `libxl_device_pci_assignable_list` finds
+/// them: bound to pciback, without a `domid` record.
+pub fn assignable_list(host: &dyn Host) -> Result<Vec<AssignableDevice>, HostError> {
+    let xs = host.toolstack_running()?;
+    let mut out = Vec::new();
+    for d in host.pci_devices()? {
+        if d.driver.as_deref() != Some(PCIBACK) {
+            continue;
+        }
+        if xs && host.xs_read(&xs_pci_path(&d.bdf, Some("domid")))?.is_some() {
+            continue;
+        }
+        let name = if xs {
+            host.xs_read(&xs_pci_path(&d.bdf, Some("name")))?
+        } else {
+            None
+        };
+        out.push(AssignableDevice { bdf: d.bdf, name });
+    }
+    Ok(out)
+}
+
+/// libxl's rules for an assignable name: at most 64 printable characters
+/// without blanks (`isgraph`), as `libxl__device_pci_assignable_add` checks.
+pub fn check_name(name: &str) -> Result<(), AssignError> {
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AssignError::Invalid(format!(
+            "name {name:?}: xl takes 1 to 64 printable characters without blanks"
+        )));
+    }
+    Ok(())
+}
+
+impl From<AssignError> for crate::protocol::Failure {
+    fn from(e: AssignError) -> Self {
+        crate::protocol::Failure::msg(e.to_string())
+    }
+}
+
+impl From<Box<ApplyFailure>> for crate::protocol::Failure {
+    fn from(f: Box<ApplyFailure>) -> Self {
+        let mut out = crate::protocol::Failure::msg(f.error.to_string());
+        out.changed = !f.actions.is_empty();
+        out.actions = f.actions;
+        if let Some(c) = f.command {
+            out = out
+                .with("cmd", c.command_line())
+                .with("rc", c.rc)
+                .with("stdout", &c.stdout)
+                .with("stderr", &c.stderr);
+        }
+        out
+    }
+}

@@ -1,0 +1,158 @@
+//! What survives a reboot: the driver record and the boot-time hide list.
+//!
+//! [`DriverRecord`] is this project's own note of the driver each device had
+//! before it went to pciback (JSON, `ManagedFile::DriverRecord`), written
+//! before the unbind so that no crash can lose it. libxl keeps the same
+//! fact in xenstore (`/libxl/pci/BDF/driver_path`), but xenstore is wiped by
+//! a reboot.
+//!
+//! [`HideList`] is the modprobe.d file that tells xen-pciback to seize
+//! devices when it loads (`options xen-pciback hide=(BDF)(BDF)`), so that
+//! dom0's drivers never get them after a reboot.
+
+use std::collections::BTreeMap;
+
+use crate::bdf::Bdf;
+use crate::host::{Host, HostError, ManagedFile};
+
+/// The original driver of each device this project moved to pciback.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverRecord {
+    drivers: BTreeMap<Bdf, String>,
+}
+
+impl DriverRecord {
+    /// Reads the record (empty when the file does not exist). A corrupt
+    /// record is an error: silently forgetting drivers would strand devices.
+    pub fn read(host: &dyn Host) -> Result<DriverRecord, HostError> {
+        let Some(bytes) = host.file_read(ManagedFile::DriverRecord)? else {
+            return Ok(DriverRecord::default());
+        };
+        let drivers = serde_json::from_slice(&bytes).map_err(|e| {
+            HostError::Other(format!(
+                "{} is corrupt ({e}); fix or remove it",
+                ManagedFile::DriverRecord.path()
+            ))
+        })?;
+        Ok(DriverRecord { drivers })
+    }
+
+    /// The recorded driver of `bdf`.
+    pub fn get(&self, bdf: &Bdf) -> Option<&str> {
+        self.drivers.get(bdf).map(String::as_str)
+    }
+
+    /// Records `driver` for `bdf` and writes the file at once.
+    pub fn set(&mut self, host: &mut dyn Host, bdf: Bdf, driver: &str) -> Result<(), HostError> {
+        if self.get(&bdf) == Some(driver) {
+            return Ok(());
+        }
+        self.drivers.insert(bdf, driver.to_string());
+        self.save(host)
+    }
+
+    /// Forgets `bdf` and writes the file at once.
+    pub fn forget(&mut self, host: &mut dyn Host, bdf: &Bdf) -> Result<(), HostError> {
+        if self.drivers.remove(bdf).is_some() {
+            self.save(host)?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, host: &mut dyn Host) -> Result<(), HostError> {
+        let text = serde_json::to_string_pretty(&self.drivers)
+            .map_err(|e| HostError::Other(e.to_string()))?;
+        host.file_write(ManagedFile::DriverRecord, format!("{text}\n").as_bytes())
+    }
+}
+
+/// The devices xen-pciback hides from dom0 drivers at boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HideList {
+    /// The devices, sorted.
+    pub devices: Vec<Bdf>,
+}
+
+impl HideList {
+    /// Reads the managed modprobe.d file (empty when absent). Entries it
+    /// cannot read as one BDF (wildcards written by hand) are kept out.
+    pub fn read(host: &dyn Host) -> Result<HideList, HostError> {
+        let text = host
+            .file_read(ManagedFile::ModprobeHide)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Ok(HideList::parse(&text))
+    }
+
+    /// The BDFs of every `hide=(...)` in `text`.
+    pub fn parse(text: &str) -> HideList {
+        let mut devices: Vec<Bdf> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(|l| l.split_whitespace())
+            .filter_map(|w| w.strip_prefix("hide="))
+            .flat_map(|v| v.split(['(', ')']))
+            .filter_map(|b| Bdf::parse(b).ok())
+            .collect();
+        devices.sort();
+        devices.dedup();
+        HideList { devices }
+    }
+
+    /// The file's text for these devices.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# Managed by xenpci (pci_assignable persistent: true): devices that\n\
+             # xen-pciback takes before any dom0 driver at boot. Edits are overwritten.\n",
+        );
+        if !self.devices.is_empty() {
+            let hide: String = self.devices.iter().map(|b| format!("({b})")).collect();
+            out.push_str(&format!("options xen-pciback hide={hide}\n"));
+        }
+        out
+    }
+
+    /// Whether `bdf` is hidden at boot.
+    pub fn contains(&self, bdf: &Bdf) -> bool {
+        self.devices.binary_search(bdf).is_ok()
+    }
+
+    /// Adds or removes `bdf`; returns whether the list changed.
+    pub fn set(&mut self, bdf: Bdf, hidden: bool) -> bool {
+        match (self.devices.binary_search(&bdf), hidden) {
+            (Err(i), true) => {
+                self.devices.insert(i, bdf);
+                true
+            }
+            (Ok(i), false) => {
+                self.devices.remove(i);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hide_list_round_trips() {
+        let mut h = HideList::default();
+        assert!(h.set("07:00.0".parse().unwrap(), true));
+        assert!(h.set("0000:03:00.1".parse().unwrap(), true));
+        assert!(!h.set("07:00.0".parse().unwrap(), true));
+        let text = h.render();
+        assert!(text.contains("options xen-pciback hide=(0000:03:00.1)(0000:07:00.0)\n"));
+        assert_eq!(HideList::parse(&text), h);
+    }
+
+    #[test]
+    fn hide_list_ignores_comments_and_wildcards() {
+        let h = HideList::parse(
+            "# hide=(0000:01:00.0)\noptions xen-pciback hide=(02:00.*)(0000:04:00.0)\n",
+        );
+        assert_eq!(h.devices, vec!["0000:04:00.0".parse().unwrap()]);
+    }
+}

@@ -1,0 +1,158 @@
+//! The dom0 guard: why a device must not be taken away from dom0.
+//!
+//! Handing dom0's own disk controller, its management NIC or its console GPU
+//! to pciback breaks the host, often beyond a remote repair. [`refusals`]
+//! looks at a device and what dom0 uses it for ([`Dom0Use`], which covers
+//! everything behind a bridge too) and returns every reason to refuse, not
+//! just the first, so that one run tells the whole story. `force: true` in a
+//! module overrides it.
+//!
+//! ```
+//! use xenpci::guard::{refusals, Refusal};
+//! use xenpci::host::{Dom0Use, NetUse, PciDevice};
+//! # let dev = PciDevice { bdf: "02:00.0".parse().unwrap(), vendor: 0x8086, device: 0x1533,
+//! #   class: 0x020000, driver: Some("igb".into()), is_bridge: false, boot_vga: false,
+//! #   iommu_group: None, physfn: None, virtfns: vec![] };
+//! let used = Dom0Use { net: vec![NetUse { name: "eno1".into(), up: true, ..NetUse::default() }], ..Dom0Use::default() };
+//! assert_eq!(refusals(&dev, &used), vec![Refusal::NetUp { iface: "eno1".into() }]);
+//! ```
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::host::{Dom0Use, PciDevice};
+
+/// One reason the guard refuses a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// A block device on it is mounted.
+    Mounted {
+        /// The block device.
+        dev: String,
+        /// Where.
+        mountpoint: String,
+    },
+    /// Swap is on a block device on it.
+    Swap {
+        /// The block device.
+        dev: String,
+    },
+    /// A block device on it is held by md, LVM or device-mapper.
+    Held {
+        /// The block device.
+        dev: String,
+        /// The holder (`dm-0`, `md0`).
+        holder: String,
+    },
+    /// A network interface on it is up.
+    NetUp {
+        /// The interface.
+        iface: String,
+    },
+    /// A network interface on it carries an address.
+    NetAddress {
+        /// The interface.
+        iface: String,
+        /// The address.
+        address: String,
+    },
+    /// Traffic is routed through a network interface on it.
+    NetRoute {
+        /// The interface.
+        iface: String,
+        /// The route.
+        route: String,
+    },
+    /// A network interface on it is a port of a bridge or bond.
+    NetEnslaved {
+        /// The interface.
+        iface: String,
+        /// The bridge or bond.
+        master: String,
+    },
+    /// It is the boot/console GPU (`boot_vga`).
+    BootVga,
+    /// It is a bridge: everything behind it would go with it.
+    Bridge,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Mounted { dev, mountpoint } => write!(f, "{dev} is mounted on {mountpoint}"),
+            Refusal::Swap { dev } => write!(f, "{dev} is in use as swap"),
+            Refusal::Held { dev, holder } => write!(f, "{dev} is held by {holder}"),
+            Refusal::NetUp { iface } => write!(f, "network interface {iface} is up"),
+            Refusal::NetAddress { iface, address } => {
+                write!(f, "network interface {iface} has address {address}")
+            }
+            Refusal::NetRoute { iface, route } => {
+                write!(f, "network interface {iface} carries the route {route}")
+            }
+            Refusal::NetEnslaved { iface, master } => {
+                write!(f, "network interface {iface} is a port of {master}")
+            }
+            Refusal::BootVga => f.write_str("it is the boot VGA (dom0's console)"),
+            Refusal::Bridge => {
+                f.write_str("it is a PCI bridge (everything behind it would go too)")
+            }
+        }
+    }
+}
+
+/// Every reason dom0 needs `dev`, given what it uses it for.
+pub fn refusals(dev: &PciDevice, used: &Dom0Use) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    if dev.is_bridge {
+        out.push(Refusal::Bridge);
+    }
+    if dev.boot_vga {
+        out.push(Refusal::BootVga);
+    }
+    for b in &used.block {
+        for m in &b.mounts {
+            out.push(Refusal::Mounted {
+                dev: b.name.clone(),
+                mountpoint: m.clone(),
+            });
+        }
+        if b.swap {
+            out.push(Refusal::Swap {
+                dev: b.name.clone(),
+            });
+        }
+        for h in &b.holders {
+            out.push(Refusal::Held {
+                dev: b.name.clone(),
+                holder: h.clone(),
+            });
+        }
+    }
+    for n in &used.net {
+        let iface = || n.name.clone();
+        if n.up {
+            out.push(Refusal::NetUp { iface: iface() });
+        }
+        for a in &n.addresses {
+            out.push(Refusal::NetAddress {
+                iface: iface(),
+                address: a.clone(),
+            });
+        }
+        for r in &n.routes {
+            out.push(Refusal::NetRoute {
+                iface: iface(),
+                route: r.clone(),
+            });
+        }
+        if let Some(m) = &n.master {
+            out.push(Refusal::NetEnslaved {
+                iface: iface(),
+                master: m.clone(),
+            });
+        }
+    }
+    out
+}

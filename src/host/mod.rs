@@ -1,0 +1,250 @@
+//! Host access: the one seam between the modules and a dom0.
+//!
+//! [`Host`] is what a module may ask of a dom0, in libxl's own steps (see
+//! `tools/libs/light/libxl_pci.c`): read PCI devices from sysfs, unbind and
+//! bind drivers, add and remove pciback slots, read and write libxl's
+//! xenstore records, run `xl`, and learn what dom0 itself uses a device for.
+//! It has two sides:
+//!
+//! - [`real::RealHost`]: the running dom0 (sysfs under a root that tests can
+//!   point at a scratch tree, `xl` and the xenstore tools run without a
+//!   shell, `/proc` and `ip` for dom0's use of devices);
+//! - [`sim::SimHost`]: a simulated dom0 kept in a JSON snapshot file, chosen
+//!   with `XENPCI_HOST=FILE`, which answers and changes as the kernel and xl
+//!   would, refusals included.
+//!
+//! [`open`] picks the side. Modules see only the trait.
+//!
+//! Paths and formats live here once: [`SYSFS_PCI_DEVICES`],
+//! [`SYSFS_PCI_DRIVERS`], [`PCIBACK`], [`xs_pci_path`].
+
+pub mod real;
+pub mod sim;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bdf::Bdf;
+pub use crate::fileio::CommandOutput;
+
+/// `SYSFS_PCI_DEV` in libxl: one entry per PCI function, named by its BDF.
+pub const SYSFS_PCI_DEVICES: &str = "bus/pci/devices";
+/// Where PCI drivers live, relative to the sysfs root.
+pub const SYSFS_PCI_DRIVERS: &str = "bus/pci/drivers";
+/// The name of the xen-pciback driver in sysfs (`SYSFS_PCIBACK_DRIVER`).
+pub const PCIBACK: &str = "pciback";
+/// The environment variable that selects a simulated host.
+pub const HOST_ENV: &str = "XENPCI_HOST";
+
+/// libxl's record of a device under `/libxl/pci` (`pci_info_xs_path`):
+/// `node` is `driver_path`, `domid` or `name`; `None` gives the folder.
+pub fn xs_pci_path(bdf: &Bdf, node: Option<&str>) -> String {
+    match node {
+        Some(n) => format!("/libxl/pci/{}/{n}", bdf.xenstore_form()),
+        None => format!("/libxl/pci/{}", bdf.xenstore_form()),
+    }
+}
+
+/// One PCI function as sysfs shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciDevice {
+    /// Its address.
+    pub bdf: Bdf,
+    /// `vendor`.
+    pub vendor: u16,
+    /// `device`.
+    pub device: u16,
+    /// `class`, 24 bits: base class, subclass, programming interface.
+    pub class: u32,
+    /// The bound driver's name, `None` when no driver holds it.
+    pub driver: Option<String>,
+    /// Whether it is a PCI-to-PCI bridge or a host bridge (class 06xx),
+    /// which hides everything behind it.
+    pub is_bridge: bool,
+    /// `boot_vga` is 1: the firmware's console GPU.
+    pub boot_vga: bool,
+    /// Its IOMMU group, when the kernel has one.
+    pub iommu_group: Option<u32>,
+    /// The physical function, for an SR-IOV virtual function.
+    pub physfn: Option<Bdf>,
+    /// The virtual functions, for an SR-IOV physical function.
+    pub virtfns: Vec<Bdf>,
+}
+
+/// What dom0 itself does with a device: the dom0 guard's evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dom0Use {
+    /// Block devices on the device (disks and their partitions).
+    pub block: Vec<BlockUse>,
+    /// Network interfaces on the device.
+    pub net: Vec<NetUse>,
+}
+
+/// One block device on a PCI device, and what holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockUse {
+    /// The kernel name, e.g. `nvme0n1p2`.
+    pub name: String,
+    /// Where it (or a partition of it) is mounted.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Whether swap is on it.
+    #[serde(default)]
+    pub swap: bool,
+    /// What holds it: md arrays, LVM volumes, dm devices (`holders/`).
+    #[serde(default)]
+    pub holders: Vec<String>,
+}
+
+/// One network interface on a PCI device, and its use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetUse {
+    /// The interface name, e.g. `eno1`.
+    pub name: String,
+    /// Whether it is administratively up.
+    #[serde(default)]
+    pub up: bool,
+    /// The addresses it carries, `10.0.0.2/24` style.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The routes through it, `default via 10.0.0.1` style.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// The bridge or bond it is enslaved to, if any.
+    #[serde(default)]
+    pub master: Option<String>,
+}
+
+/// A running domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Domain {
+    /// Its id.
+    pub domid: u32,
+    /// Its name.
+    pub name: String,
+}
+
+/// A file the modules manage on the host, named by role; the path of each
+/// on a real dom0 is in [`ManagedFile::path`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedFile {
+    /// This project's record of each device's original driver.
+    DriverRecord,
+    /// The modprobe.d file that hides devices from dom0 drivers at boot.
+    ModprobeHide,
+}
+
+impl ManagedFile {
+    /// Where the file lives on a real dom0.
+    pub fn path(self) -> &'static str {
+        match self {
+            ManagedFile::DriverRecord => "/var/lib/xenpci/drivers.json",
+            ManagedFile::ModprobeHide => "/etc/modprobe.d/xenpci-pciback.conf",
+        }
+    }
+}
+
+/// What went wrong talking to the host: the path or command, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// A sysfs (or other) file operation failed, as the kernel refused it.
+    #[error("{op} {path}: {reason}")]
+    Sysfs {
+        /// What was tried (`write 0000:07:00.0 to`, `read`, `list`).
+        op: String,
+        /// The path, e.g. `/sys/bus/pci/drivers/pciback/bind`.
+        path: String,
+        /// The kernel's answer (`No such device`).
+        reason: String,
+    },
+    /// A command could not be started.
+    #[error("cannot run {cmd}: {reason}")]
+    Spawn {
+        /// The command line.
+        cmd: String,
+        /// Why.
+        reason: String,
+    },
+    /// The simulated host's snapshot is missing, unreadable or corrupt.
+    #[error("simulated host {path}: {reason}")]
+    Snapshot {
+        /// The snapshot file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Anything else the host could not do.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A dom0, as the modules see it. Every method is one step of libxl's or
+/// the kernel's; composites (make assignable, give back) are plans built on
+/// top (see `crate::assignable`).
+pub trait Host {
+    /// Every PCI function (`/sys/bus/pci/devices/*`), sorted by BDF.
+    fn pci_devices(&self) -> Result<Vec<PciDevice>, HostError>;
+    /// One function, `None` when it does not exist (libxl's `lstat`).
+    fn pci_device(&self, bdf: &Bdf) -> Result<Option<PciDevice>, HostError>;
+    /// Whether the named driver is loaded (`/sys/bus/pci/drivers/NAME`).
+    fn driver_loaded(&self, driver: &str) -> Result<bool, HostError>;
+    /// Writes the BDF to `drivers/DRIVER/unbind` (`sysfs_dev_unbind`).
+    fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError>;
+    /// Writes the BDF to `drivers/DRIVER/bind`.
+    fn dev_bind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError>;
+    /// Writes the BDF to `drivers_probe`: the kernel picks a driver.
+    fn dev_reprobe(&mut self, bdf: &Bdf) -> Result<(), HostError>;
+    /// The BDFs in pciback's `slots` (`pciback_dev_has_slot` reads it).
+    fn pciback_slots(&self) -> Result<Vec<Bdf>, HostError>;
+    /// Writes the BDF to pciback's `new_slot`.
+    fn pciback_new_slot(&mut self, bdf: &Bdf) -> Result<(), HostError>;
+    /// Writes the BDF to pciback's `remove_slot`.
+    fn pciback_remove_slot(&mut self, bdf: &Bdf) -> Result<(), HostError>;
+    /// Whether the Xen toolstack runs here (xl can be used).
+    fn toolstack_running(&self) -> Result<bool, HostError>;
+    /// Runs `xl ARGS` (no shell) and returns what it did, whatever its rc.
+    fn xl(&mut self, args: &[String]) -> Result<CommandOutput, HostError>;
+    /// Reads a xenstore node, `None` when absent.
+    fn xs_read(&self, path: &str) -> Result<Option<String>, HostError>;
+    /// Writes a xenstore node.
+    fn xs_write(&mut self, path: &str, value: &str) -> Result<(), HostError>;
+    /// Removes a xenstore node and what is below it.
+    fn xs_rm(&mut self, path: &str) -> Result<(), HostError>;
+    /// The children of a xenstore node (empty when absent).
+    fn xs_directory(&self, path: &str) -> Result<Vec<String>, HostError>;
+    /// What dom0 uses the device (and anything below it) for.
+    fn dom0_use(&self, bdf: &Bdf) -> Result<Dom0Use, HostError>;
+    /// The running domains.
+    fn domains(&self) -> Result<Vec<Domain>, HostError>;
+    /// The kernel log (for hints such as pciback's read-only field messages).
+    fn kernel_log(&self) -> Result<String, HostError>;
+    /// Reads a managed file, `None` when absent.
+    fn file_read(&self, file: ManagedFile) -> Result<Option<Vec<u8>>, HostError>;
+    /// Replaces a managed file atomically.
+    fn file_write(&mut self, file: ManagedFile, bytes: &[u8]) -> Result<(), HostError>;
+    /// Makes the changes so far durable (the simulated host writes its
+    /// snapshot; the real host has nothing to do).
+    fn commit(&mut self) -> Result<(), HostError>;
+}
+
+/// The host the modules act on: the simulated one named by `XENPCI_HOST`
+/// (locked until dropped, so a run's read-plan-apply is atomic), else the
+/// real dom0.
+pub fn open() -> Result<Box<dyn Host>, HostError> {
+    match std::env::var_os(HOST_ENV) {
+        Some(path) if !path.is_empty() => Ok(Box::new(sim::SimHost::open(PathBuf::from(path))?)),
+        _ => Ok(Box::new(real::RealHost::new())),
+    }
+}
+
+impl fmt::Display for PciDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} [{:06x}] {:04x}:{:04x}",
+            self.bdf, self.class, self.vendor, self.device
+        )
+    }
+}
