@@ -1,16 +1,14 @@
 //! domain_pci_config: the `pci` settings of an xl domain config file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use xenpci::args::{bool_lenient, opt_bool_lenient, OneOrMany};
-use xenpci::domcfg::{self, ListState, Passthrough, PciRequest, WriteSpec};
-use xenpci::fileio::{self, FileLock};
-use xenpci::protocol::{self, Diff, Failure, Mode, Module, Outcome};
+use xenpci::domcfg::{self, EditSpec, ListState, Passthrough, PciRequest, WriteSpec};
+use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
 use xenpci::spec::{PciSpec, SpecArg};
-use xenpci::xlcfg::XlConfig;
 
 /// Edit the pci list of an xl domain config file.
 ///
@@ -97,60 +95,30 @@ impl Module for DomainPciConfig {
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let req = request(&args)?;
-        let target = fileio::resolve_target(&args.path).map_err(domcfg::DomCfgError::from)?;
-        if !args.create && !target.exists() {
-            return Err(missing(&args.path));
-        }
-        // Check mode must not even create the lock file.
-        let lock = if mode.check {
-            None
-        } else {
-            Some(FileLock::acquire(&target).map_err(domcfg::DomCfgError::from)?)
+        let how = EditSpec {
+            create: args.create,
+            check: mode.check,
+            write: WriteSpec {
+                backup: args.backup,
+                validate: args.validate.as_deref(),
+            },
         };
-        let before = read(&args, &target)?;
-        let existed = before.is_some();
-        let before = before.unwrap_or_default();
-        let cfg = XlConfig::parse(&before).map_err(|err| domcfg::DomCfgError::Syntax {
-            path: target.clone(),
-            err,
-        })?;
-        let plan = domcfg::plan(&cfg, &target, &req)?;
-        let mut actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
-        let mut written = domcfg::Written::default();
-        if plan.changed() {
-            if args.backup && existed {
-                actions.push(format!("back up {}", target.display()));
-            }
-            actions.push(format!("write {}", target.display()));
-            if let Some(lock) = &lock {
-                let how = WriteSpec {
-                    backup: args.backup,
-                    validate: args.validate.as_deref(),
-                };
-                written = domcfg::write(&target, existed, &plan.after, &how, lock)?;
-            }
-        }
-        let mut warnings = plan.warnings.clone();
+        let edit = domcfg::edit_file(&args.path, &req, &how)?;
+        let mut warnings = edit.plan.warnings.clone();
         if args.state == ListState::Absent && req.devices.iter().any(has_options) {
             warnings.push("options of devices are ignored with state=absent".into());
         }
-        let header = target.display().to_string();
         Ok(Outcome {
-            changed: plan.changed(),
-            msg: summary(&plan),
-            actions,
-            diff: vec![Diff {
-                before_header: header.clone(),
-                after_header: header.clone(),
-                before: String::from_utf8_lossy(&before).into_owned(),
-                after: String::from_utf8_lossy(&plan.after).into_owned(),
-            }],
+            changed: edit.plan.changed(),
+            msg: summary(&edit.plan),
+            diff: vec![edit.diff()],
             warnings,
             facts: Facts {
-                path: header,
-                devices: plan.devices.iter().map(|d| d.to_string()).collect(),
-                backup_file: written.backup_file.map(|p| p.display().to_string()),
+                path: edit.target.display().to_string(),
+                devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
+                backup_file: edit.written.backup_file.map(|p| p.display().to_string()),
             },
+            actions: edit.actions,
         })
     }
 }
@@ -187,22 +155,6 @@ fn request(args: &Args) -> Result<PciRequest, Failure> {
         ],
         passthrough: args.passthrough,
     })
-}
-
-fn read(args: &Args, target: &Path) -> Result<Option<Vec<u8>>, Failure> {
-    let bytes =
-        fileio::read_file(target, fileio::DEFAULT_MAX_SIZE).map_err(domcfg::DomCfgError::from)?;
-    if bytes.is_none() && !args.create {
-        return Err(missing(&args.path));
-    }
-    Ok(bytes)
-}
-
-fn missing(path: &Path) -> Failure {
-    Failure::msg(format!(
-        "Destination {} does not exist (set create: true to create it)",
-        path.display()
-    ))
 }
 
 fn has_options(s: &PciSpec) -> bool {

@@ -6,7 +6,7 @@
 //! `passthrough`, refusing a file whose pci settings xl would reject or
 //! misread. [`plan`] turns a [`PciRequest`] into the new bytes and the
 //! [`Action`]s that lead there, with layout-preserving splices, and checks
-//! its own work by reading the result back. [`write`] puts the new bytes in
+//! its own work by reading the result back. [`write()`] puts the new bytes in
 //! place: lock, backup, temporary file, `validate` command, atomic rename.
 //!
 //! ```
@@ -165,6 +165,9 @@ pub enum DomCfgError {
         /// Why (it names the entry).
         err: SpecError,
     },
+    /// The file does not exist and may not be created.
+    #[error("Destination {} does not exist (set create: true to create it)", .0.display())]
+    Missing(PathBuf),
     /// Reading or writing the file failed.
     #[error(transparent)]
     File(#[from] FileError),
@@ -387,7 +390,7 @@ fn verify(
     Ok(got)
 }
 
-/// How [`write`] puts the new file in place.
+/// How [`write()`] puts the new file in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteSpec<'a> {
     /// Keep a timestamped copy of the old file first.
@@ -396,7 +399,7 @@ pub struct WriteSpec<'a> {
     pub validate: Option<&'a str>,
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
     /// The backup made, if any.
@@ -438,6 +441,94 @@ impl From<DomCfgError> for crate::protocol::Failure {
                 .with("stdout", &output.stdout)
                 .with("stderr", &output.stderr),
             _ => f,
+        }
+    }
+}
+
+/// One run of a config edit, from path to written file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EditSpec<'a> {
+    /// Create the file when it does not exist.
+    pub create: bool,
+    /// Plan only (check mode): take no lock, write nothing.
+    pub check: bool,
+    /// Backup and validate.
+    pub write: WriteSpec<'a>,
+}
+
+/// What [`edit_file`] did (or, in check mode, would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEdit {
+    /// The file edited (a symlink's target).
+    pub target: PathBuf,
+    /// Its bytes before.
+    pub before: Vec<u8>,
+    /// The plan, with the bytes after.
+    pub plan: Plan,
+    /// The steps in words: the plan's actions, then backup and write.
+    pub actions: Vec<String>,
+    /// What the write did.
+    pub written: Written,
+}
+
+/// Edits the config at `path` as `req` asks: resolve symlinks, lock (so
+/// concurrent runs serialise from read to write), read, plan, write.
+pub fn edit_file(
+    path: &Path,
+    req: &PciRequest,
+    how: &EditSpec<'_>,
+) -> Result<FileEdit, DomCfgError> {
+    let target = fileio::resolve_target(path)?;
+    let missing = || DomCfgError::Missing(path.to_path_buf());
+    if !how.create && !target.exists() {
+        return Err(missing());
+    }
+    // Check mode must not even create the lock file.
+    let lock = if how.check {
+        None
+    } else {
+        Some(FileLock::acquire(&target)?)
+    };
+    let before = fileio::read_file(&target, fileio::DEFAULT_MAX_SIZE)?;
+    if before.is_none() && !how.create {
+        return Err(missing());
+    }
+    let existed = before.is_some();
+    let before = before.unwrap_or_default();
+    let cfg = XlConfig::parse(&before).map_err(|err| DomCfgError::Syntax {
+        path: target.clone(),
+        err,
+    })?;
+    let plan = plan(&cfg, &target, req)?;
+    let mut actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
+    let mut written = Written::default();
+    if plan.changed() {
+        if how.write.backup && existed {
+            actions.push(format!("back up {}", target.display()));
+        }
+        actions.push(format!("write {}", target.display()));
+        if let Some(lock) = &lock {
+            written = write(&target, existed, &plan.after, &how.write, lock)?;
+        }
+    }
+    Ok(FileEdit {
+        target,
+        before,
+        plan,
+        actions,
+        written,
+    })
+}
+
+impl FileEdit {
+    /// The before/after pair of the file, for diff mode.
+    pub fn diff(&self) -> crate::protocol::Diff {
+        let header = self.target.display().to_string();
+        crate::protocol::Diff {
+            before_header: header.clone(),
+            after_header: header,
+            before: String::from_utf8_lossy(&self.before).into_owned(),
+            after: String::from_utf8_lossy(&self.plan.after).into_owned(),
         }
     }
 }

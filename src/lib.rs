@@ -3,8 +3,10 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod args;
 pub mod assignable;
+pub mod attach;
 pub mod bdf;
 pub mod cli;
+pub mod docs;
 pub mod domcfg;
 pub mod fileio;
 pub mod guard;

@@ -409,10 +409,21 @@ pub fn module_doc(schema: &Value) -> (String, String) {
 }
 
 /// The JSON Schema of `M`'s arguments.
+///
+/// Other accepted names of arguments are listed under the extension keyword
+/// `x-aliases` (alias to argument), for the documentation generator.
 pub fn args_schema<M: Module>() -> Value {
     let settings = schemars::gen::SchemaSettings::draft07();
     let schema = settings.into_generator().into_root_schema_for::<M::Args>();
-    serde_json::to_value(schema).unwrap_or(Value::Null)
+    let mut v = serde_json::to_value(schema).unwrap_or(Value::Null);
+    if let (Value::Object(obj), false) = (&mut v, M::ALIASES.is_empty()) {
+        let aliases: Map<String, Value> = M::ALIASES
+            .iter()
+            .map(|(a, k)| (a.to_string(), Value::from(*k)))
+            .collect();
+        obj.insert("x-aliases".into(), Value::Object(aliases));
+    }
+    v
 }
 
 /// The JSON Schema of `M`'s result object.
@@ -442,12 +453,26 @@ fn failure_json(f: &Failure) -> Value {
     let mut obj = Map::new();
     obj.insert("changed".into(), Value::Bool(f.changed));
     obj.insert("failed".into(), Value::Bool(true));
-    obj.insert("msg".into(), Value::String(f.msg.clone()));
+    obj.insert("msg".into(), Value::String(clip(&f.msg)));
     obj.insert("actions".into(), Value::from(f.actions.clone()));
     for (k, v) in &f.details {
         obj.entry(k.clone()).or_insert_with(|| v.clone());
     }
     Value::Object(obj)
+}
+
+/// A message echoes the input at fault; a 10 MB argument must not make a
+/// 10 MB message.
+fn clip(msg: &str) -> String {
+    const MAX: usize = 4096;
+    if msg.len() <= MAX {
+        return msg.to_string();
+    }
+    let mut end = MAX;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &msg[..end], msg.len())
 }
 
 fn json_kind(v: &Value) -> &'static str {

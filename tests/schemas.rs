@@ -10,6 +10,7 @@ use std::process::Command;
 const MODULES: &[(&str, &str)] = &[
     ("domain_pci_config", env!("CARGO_BIN_EXE_domain_pci_config")),
     ("pci_assignable", env!("CARGO_BIN_EXE_pci_assignable")),
+    ("pci_attach", env!("CARGO_BIN_EXE_pci_attach")),
     ("pci_info", env!("CARGO_BIN_EXE_pci_info")),
 ];
 

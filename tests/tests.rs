@@ -2,8 +2,10 @@
 
 mod util;
 
+mod docs;
 mod domain_pci_config;
 mod edit_props;
 mod oracle;
+mod real_host;
 mod reliability;
 mod schemas;

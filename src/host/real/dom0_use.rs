@@ -308,6 +308,9 @@ fn partitions(disk: &Path) -> Result<Vec<BlockNode>, HostError> {
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| sysfs_err("list", disk, &e))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         let Some(number) = read_opt(&entry.path().join("partition"))? else {
             continue;
         };

@@ -279,11 +279,15 @@ fn write_once(path: &Path, bytes: &[u8], op: &str) -> Result<(), HostError> {
     Ok(())
 }
 
-/// The file's text, `None` when it does not exist.
+/// The file's text, `None` when it does not exist (nor its folder).
 pub(super) fn read_opt(path: &Path) -> Result<Option<String>, HostError> {
     match fs::read_to_string(path) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(sysfs_err("read", path, &e)),
     }
 }

@@ -1,0 +1,355 @@
+//! Hot-plugging devices into running guests, and out.
+//!
+//! [`plan`] reads what a guest holds (`xl pci-list`, parsed by
+//! [`parse_pci_list`]) and which devices are assignable, and returns the
+//! `xl pci-attach`/`pci-detach` commands that bring the guest to the
+//! request: only what is missing is attached, only what is there is
+//! detached. Every refusal xl would make is found first, with a message
+//! that says what to do. [`apply`] runs the commands.
+//!
+//! ```
+//! use xenpci::attach::parse_pci_list;
+//! let rows = parse_pci_list("Vdev Device\n00.0 0000:00:05.0\n").unwrap();
+//! assert_eq!(rows[0].bdf.to_string(), "0000:00:05.0");
+//! assert_eq!(rows[0].vslot, 0);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::bdf::{Bdf, Func};
+use crate::host::{xs_pci_path, CommandOutput, Domain, Host, HostError, PCIBACK};
+use crate::spec::{Device, PciSpec};
+
+/// Attached or not.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachState {
+    /// Attached to the guest.
+    #[default]
+    Present,
+    /// Not attached to the guest.
+    Absent,
+}
+
+/// One row of `xl pci-list`: a device a guest holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct GuestDevice {
+    /// The guest's virtual slot.
+    pub vslot: u8,
+    /// The guest's virtual function.
+    pub vfunc: u8,
+    /// The host device.
+    pub bdf: Bdf,
+}
+
+/// The checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    /// The guest: a name or a domid, already checked by [`check_domain`].
+    pub domain: String,
+    /// The devices.
+    pub devices: Vec<PciSpec>,
+    /// Attached or not.
+    pub state: AttachState,
+    /// Detach with `-f` (libxl's destroy: no guest cooperation).
+    pub force: bool,
+}
+
+/// The plan: the guest, what it holds, and the xl commands to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The guest.
+    pub domain: Domain,
+    /// What it holds now.
+    pub before: Vec<GuestDevice>,
+    /// `xl` argument lists, in order.
+    pub commands: Vec<Vec<String>>,
+    /// Things a person should know.
+    pub warnings: Vec<String>,
+}
+
+/// Why a request cannot be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The domain is not running.
+    #[error("domain {domain} is not running (running: {running})")]
+    NoDomain {
+        /// As given.
+        domain: String,
+        /// The running guests.
+        running: String,
+    },
+    /// A device that cannot be attached as it is.
+    #[error("{bdf} is not assignable: {why}; make it assignable first (pci_assignable with state: present), or set seize=1 in its spec")]
+    NotAssignable {
+        /// The device.
+        bdf: Bdf,
+        /// Its state.
+        why: String,
+    },
+    /// xl failed.
+    #[error("`{}` failed with rc {}: {}{}", .out.command_line(), .out.rc, .out.stderr.trim(), hint(&.out.stderr))]
+    Xl {
+        /// What xl did.
+        out: Box<CommandOutput>,
+        /// The commands that had succeeded before.
+        done: Vec<String>,
+    },
+    /// The host refused a step.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// What to do about xl's less obvious failures.
+fn hint(stderr: &str) -> &'static str {
+    if stderr.contains("Operation not supported") {
+        " (the guest was created without a pci list and without passthrough = \"enabled\", \
+         so Xen cannot hot-plug devices into it: set passthrough: enabled with \
+         domain_pci_config and restart the guest; without an IOMMU, pass-through is not possible at all)"
+    } else {
+        ""
+    }
+}
+
+/// A domain argument that is safe to hand to xl: a domid, or a name that
+/// xl cannot take for an option and that holds no blank or control byte.
+pub fn check_domain(domain: &str) -> Result<(), AttachError> {
+    let bad = domain.is_empty()
+        || domain.starts_with('-')
+        || domain.len() > 64
+        || domain
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
+    if bad {
+        return Err(AttachError::Invalid(format!(
+            "domain {domain:?}: give a domain name (no leading '-', blanks, '/' or control characters) or a domid"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `xl pci-list` (4.17): a `Vdev Device` header, then
+/// `%02x.%01x %04x:%02x:%02x.%01x` rows; nothing at all when the guest holds
+/// no device.
+pub fn parse_pci_list(text: &str) -> Result<Vec<GuestDevice>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.split_whitespace().eq(["Vdev", "Device"]) {
+            continue;
+        }
+        let bad = || format!("unexpected line in xl pci-list output: {line:?}");
+        let (vdev, dev) = line.split_once(' ').ok_or_else(bad)?;
+        let (slot, func) = vdev.split_once('.').ok_or_else(bad)?;
+        out.push(GuestDevice {
+            vslot: u8::from_str_radix(slot, 16).map_err(|_| bad())?,
+            vfunc: u8::from_str_radix(func, 16).map_err(|_| bad())?,
+            bdf: Bdf::parse(dev.trim()).map_err(|_| bad())?,
+        });
+    }
+    Ok(out)
+}
+
+/// What `domain` holds, from `xl pci-list`.
+pub fn guest_devices(
+    host: &mut dyn Host,
+    domain: &Domain,
+) -> Result<Vec<GuestDevice>, AttachError> {
+    let args = vec!["pci-list".to_string(), domain.domid.to_string()];
+    let out = host.xl(&args)?;
+    if out.rc != 0 {
+        return Err(AttachError::Xl {
+            out: Box::new(out),
+            done: Vec::new(),
+        });
+    }
+    parse_pci_list(&out.stdout).map_err(AttachError::Invalid)
+}
+
+/// Finds the running guest named or numbered `domain`.
+pub fn find_domain(host: &dyn Host, domain: &str) -> Result<Domain, AttachError> {
+    let all = host.domains()?;
+    let found = all
+        .iter()
+        .find(|d| d.name == domain || d.domid.to_string() == domain)
+        .cloned();
+    match found {
+        Some(d) if d.domid == 0 => Err(AttachError::Invalid(
+            "domain 0 is dom0 itself: devices for dom0 are not hot-plugged (use pci_assignable state: absent)".into(),
+        )),
+        Some(d) => Ok(d),
+        None => Err(AttachError::NoDomain {
+            domain: domain.to_string(),
+            running: all.iter().filter(|d| d.domid != 0).map(|d| d.name.clone()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// Plans `req`: which devices to attach and detach.
+pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachError> {
+    let domain = find_domain(host, &req.domain)?;
+    let before = guest_devices(host, &domain)?;
+    let mut commands = Vec::new();
+    let mut warnings = Vec::new();
+    for spec in &req.devices {
+        let bdfs = host_functions(host, spec)?;
+        let held: Vec<&GuestDevice> = before.iter().filter(|g| bdfs.contains(&g.bdf)).collect();
+        let dom = domain.domid.to_string();
+        match req.state {
+            AttachState::Present if held.len() == bdfs.len() => {
+                if let (Some(want), Some(g)) = (spec.vslot, held.first()) {
+                    if want != g.vslot {
+                        warnings.push(format!(
+                            "{} is attached at vslot {:02x}, not {want:02x} as asked; detach and attach it to move it",
+                            g.bdf, g.vslot
+                        ));
+                    }
+                }
+            }
+            AttachState::Present => {
+                if spec.seize != Some(true) {
+                    for b in &bdfs {
+                        check_assignable(host, b)?;
+                    }
+                }
+                commands.push(vec!["pci-attach".into(), dom, spec.to_string()]);
+            }
+            AttachState::Absent => {
+                for g in held {
+                    let mut args = vec!["pci-detach".to_string()];
+                    if req.force {
+                        args.push("-f".into());
+                    }
+                    args.extend([dom.clone(), g.bdf.to_string()]);
+                    commands.push(args);
+                }
+            }
+        }
+    }
+    Ok(Plan {
+        domain,
+        before,
+        commands,
+        warnings,
+    })
+}
+
+/// The host functions a spec names (`name=` looked up in libxl's records,
+/// `*` expanded to the functions present).
+fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachError> {
+    match &spec.device {
+        Device::Name(name) => {
+            for node in host.xs_directory("/libxl/pci")? {
+                let Ok(bdf) = Bdf::from_xenstore_form(&node) else {
+                    continue;
+                };
+                if host.xs_read(&xs_pci_path(&bdf, Some("name")))?.as_deref() == Some(name.as_str())
+                {
+                    return Ok(vec![bdf]);
+                }
+            }
+            Err(AttachError::Invalid(format!(
+                "no assignable device is named {name:?} (see pci_assignable's name)"
+            )))
+        }
+        Device::Bdf(p) => match (p.bdf(), p.func) {
+            (Some(b), _) => Ok(vec![b]),
+            (None, Func::All) | (None, Func::One(_)) => {
+                let found: Vec<Bdf> = host
+                    .pci_devices()?
+                    .into_iter()
+                    .map(|d| d.bdf)
+                    .filter(|b| p.matches(b))
+                    .collect();
+                if found.is_empty() {
+                    return Err(AttachError::Invalid(format!("no PCI device matches {p}")));
+                }
+                Ok(found)
+            }
+        },
+    }
+}
+
+/// libxl's `libxl_pci_assignable`: bound to pciback and held by no guest.
+fn check_assignable(host: &dyn Host, bdf: &Bdf) -> Result<(), AttachError> {
+    let dev = host
+        .pci_device(bdf)?
+        .ok_or_else(|| AttachError::Invalid(format!("no PCI device {bdf} on this host")))?;
+    let why = match dev.driver.as_deref() {
+        Some(PCIBACK) => match host.xs_read(&xs_pci_path(bdf, Some("domid")))? {
+            Some(d) => format!("domain {d} holds it"),
+            None => return Ok(()),
+        },
+        Some(d) => format!("it is bound to {d}"),
+        None => "it has no driver (not on pciback)".into(),
+    };
+    Err(AttachError::NotAssignable { bdf: *bdf, why })
+}
+
+/// Runs the plan's commands, stopping at the first failure. Returns each
+/// command line run.
+pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Vec<String>, AttachError> {
+    let mut done = Vec::new();
+    for args in &plan.commands {
+        let out = host.xl(args)?;
+        // xl prints libxl errors with rc 0 (the kernel's reset warning):
+        // only the exit code says failure.
+        if out.rc != 0 {
+            return Err(AttachError::Xl {
+                out: Box::new(out),
+                done,
+            });
+        }
+        done.push(format!("xl {}", args.join(" ")));
+    }
+    Ok(done)
+}
+
+impl From<AttachError> for crate::protocol::Failure {
+    fn from(e: AttachError) -> Self {
+        let f = crate::protocol::Failure::msg(e.to_string());
+        match e {
+            AttachError::Xl { out, done } => {
+                let mut f = f
+                    .with("cmd", out.command_line())
+                    .with("rc", out.rc)
+                    .with("stdout", &out.stdout)
+                    .with("stderr", &out.stderr);
+                f.changed = !done.is_empty();
+                f.actions = done;
+                f
+            }
+            _ => f,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_list_rows() {
+        assert_eq!(parse_pci_list("").unwrap(), vec![]);
+        let rows = parse_pci_list("Vdev Device\n00.0 0000:00:05.0\n1f.7 0001:ff:1f.7\n").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[1].vslot, rows[1].vfunc), (0x1f, 7));
+        assert!(parse_pci_list("Vdev Device\ngarbage\n").is_err());
+    }
+
+    #[test]
+    fn domain_names_that_reach_xl() {
+        for bad in ["-f", "", "0; reboot", "$(id)", "a b", "a/b", "x\n"] {
+            let ok = check_domain(bad).is_ok();
+            // `$(id)` has no blank: it passes as one plain argument, never
+            // through a shell.
+            assert_eq!(ok, bad == "$(id)", "{bad:?}");
+        }
+        assert!(check_domain("vm1").is_ok());
+        assert!(check_domain("7").is_ok());
+    }
+}
