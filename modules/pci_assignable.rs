@@ -106,6 +106,9 @@ impl Module for PciAssignable {
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let req = request(args)?;
         let mut host = host::open().map_err(assignable::AssignError::from)?;
+        if !mode.check {
+            host.lock_for_changes().map_err(assignable::AssignError::from)?;
+        }
         let plan = assignable::plan(host.as_ref(), &req)?;
         let hide_before =
             assignable::HideList::read(host.as_ref()).map_err(assignable::AssignError::from)?;

@@ -92,6 +92,9 @@ impl Module for PciAttach {
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let req = request(&args)?;
         let mut host = host::open().map_err(AttachError::from)?;
+        if !mode.check {
+            host.lock_for_changes().map_err(AttachError::from)?;
+        }
         let plan = attach::plan(host.as_mut(), &req)?;
         let planned: Vec<String> = plan
             .commands

@@ -227,6 +227,12 @@ pub trait Host {
     /// Makes the changes so far durable (the simulated host writes its
     /// snapshot; the real host has nothing to do).
     fn commit(&mut self) -> Result<(), HostError>;
+    /// Serialises runs that change the host: held until the host is
+    /// dropped, taken before the host is read for a plan. The simulated host
+    /// is locked from the moment it is opened, hence the default.
+    fn lock_for_changes(&mut self) -> Result<(), HostError> {
+        Ok(())
+    }
 }
 
 /// The host the modules act on: the simulated one named by `XENPCI_HOST`

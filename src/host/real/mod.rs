@@ -101,6 +101,8 @@ pub struct RealHost {
     /// The toolstack probe's answer, asked once a run: it does not change
     /// while a module runs, and each probe costs a xenstore round trip.
     toolstack: OnceCell<bool>,
+    /// Held while a run changes the host (see `lock_for_changes`).
+    lock: Option<crate::fileio::FileLock>,
 }
 
 impl RealHost {
@@ -117,6 +119,7 @@ impl RealHost {
             xenstore: Xenstore::new(roots.xenstore.clone()),
             roots,
             toolstack: OnceCell::new(),
+            lock: None,
         }
     }
 
@@ -310,6 +313,25 @@ impl Host for RealHost {
 
     fn commit(&mut self) -> Result<(), HostError> {
         // Every change above took effect when it was made.
+        Ok(())
+    }
+
+    /// A lock beside the driver record: two runs that read the record (and
+    /// the devices' drivers) and then change them must not interleave.
+    fn lock_for_changes(&mut self) -> Result<(), HostError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let record = self.managed_path(ManagedFile::DriverRecord);
+        if let Some(dir) = record.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| HostError::Sysfs {
+                op: "create".into(),
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let lock = crate::fileio::FileLock::acquire(&record).map_err(|e| HostError::Other(e.to_string()))?;
+        self.lock = Some(lock);
         Ok(())
     }
 }

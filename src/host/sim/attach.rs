@@ -29,7 +29,13 @@ impl Libxl<'_> {
         let t = self.s.domain(domid).map(|d| d.kind);
         if t.is_none() {
             let msg = format!("unable to get domain type for domid={domid}");
-            self.log.log(Level::Error, Site("libxl_dom.c", 37, "libxl__domain_type"), None, None, &msg);
+            self.log.log(
+                Level::Error,
+                Site("libxl_dom.c", 37, "libxl__domain_type"),
+                None,
+                None,
+                &msg,
+            );
         }
         t
     }
@@ -52,8 +58,17 @@ impl Libxl<'_> {
                     Func::One(f) => (f, false),
                     Func::All => (0, true),
                 };
-                let bdf = Bdf { domain: p.domain, bus: p.bus, dev: p.dev, func };
-                Ok(Target { bdf, all_functions: all, name: None })
+                let bdf = Bdf {
+                    domain: p.domain,
+                    bus: p.bus,
+                    dev: p.dev,
+                    func,
+                };
+                Ok(Target {
+                    bdf,
+                    all_functions: all,
+                    name: None,
+                })
             }
             Device::Name(n) => self.name2bdf(n).map(|bdf| Target {
                 bdf,
@@ -76,7 +91,14 @@ impl Libxl<'_> {
         for f in &funcs {
             if self.s.dev(f).and_then(|d| d.driver.as_deref()) != Some(PCIBACK) {
                 let msg = format!("{f} is not assigned to pciback driver");
-                self.log(Level::Error, 1008, "pci_multifunction_check", None, None, &msg);
+                self.log(
+                    Level::Error,
+                    1008,
+                    "pci_multifunction_check",
+                    None,
+                    None,
+                    &msg,
+                );
                 return Err(());
             }
         }
@@ -89,7 +111,14 @@ impl Libxl<'_> {
     fn device_pci_reset(&mut self, bdf: &Bdf) {
         if !self.s.dev(bdf).is_some_and(|d| d.reset) {
             let msg = format!("The kernel doesn't support reset from sysfs for PCI device {bdf}");
-            self.log(Level::Error, 1573, "libxl__device_pci_reset", Some(u32::from(bdf.domain)), None, &msg);
+            self.log(
+                Level::Error,
+                1573,
+                "libxl__device_pci_reset",
+                Some(u32::from(bdf.domain)),
+                None,
+                &msg,
+            );
         }
     }
 
@@ -109,7 +138,17 @@ impl Libxl<'_> {
                     Device::Name(n) => Some(n.as_str()),
                     Device::Bdf(_) => None,
                 };
-                self.pci_add_failed(domid, rc, name, &last.unwrap_or(Bdf { domain: 0, bus: 0, dev: 0, func: 0 }));
+                self.pci_add_failed(
+                    domid,
+                    rc,
+                    name,
+                    &last.unwrap_or(Bdf {
+                        domain: 0,
+                        bus: 0,
+                        dev: 0,
+                        func: 0,
+                    }),
+                );
                 rc
             }
         };
@@ -141,7 +180,13 @@ impl Libxl<'_> {
     /// `device_addrm_aocomplete` on failure.
     fn addrm_failed(&mut self, action: &str) {
         let at = Site("libxl_device.c", 1486, "device_addrm_aocomplete");
-        self.log.log(Level::Error, at, None, None, &format!("unable to {action} device"));
+        self.log.log(
+            Level::Error,
+            at,
+            None,
+            None,
+            &format!("unable to {action} device"),
+        );
     }
 
     /// `libxl__device_pci_add`, `device_pci_add_stubdom_done`, `do_pci_add`
@@ -188,10 +233,19 @@ impl Libxl<'_> {
         // it finds, so only the highest function is attached.
         if t.all_functions {
             if pci.vslot.is_none() {
-                self.log(Level::Error, 1756, "device_pci_add_stubdom_done", Some(domid), None, "Must specify a v-slot for multi-function devices");
+                self.log(
+                    Level::Error,
+                    1756,
+                    "device_pci_add_stubdom_done",
+                    Some(domid),
+                    None,
+                    "Must specify a v-slot for multi-function devices",
+                );
                 return Err(ERROR_INVAL);
             }
-            let funcs = self.pci_multifunction_check(&bdf).map_err(|()| ERROR_FAIL)?;
+            let funcs = self
+                .pci_multifunction_check(&bdf)
+                .map_err(|()| ERROR_FAIL)?;
             if let Some(hi) = funcs.iter().max() {
                 bdf.func = *hi;
             }
@@ -202,14 +256,31 @@ impl Libxl<'_> {
         let _ = self.domain_type(domid);
         if pci.permissive {
             let r = self.s.sysfs_permissive(&bdf);
-            if self.sysfs_write_bdf(&super::kernel::drv_attr(PCIBACK, "permissive"), r).is_err() {
-                self.log(Level::Error, 1512, "pci_add_dm_done", Some(domid), None, "Setting permissive for device");
+            if self
+                .sysfs_write_bdf(&super::kernel::drv_attr(PCIBACK, "permissive"), r)
+                .is_err()
+            {
+                self.log(
+                    Level::Error,
+                    1512,
+                    "pci_add_dm_done",
+                    Some(domid),
+                    None,
+                    "Setting permissive for device",
+                );
                 return Err(ERROR_FAIL);
             }
         }
         if let Err(e) = self.s.xc_assign_device(domid, &bdf) {
             if kind == DomainType::Hvm || e != Errno::ENOSYS {
-                self.log(Level::Error, 1529, "pci_add_dm_done", Some(domid), Some(e), "xc_assign_device failed");
+                self.log(
+                    Level::Error,
+                    1529,
+                    "pci_add_dm_done",
+                    Some(domid),
+                    Some(e),
+                    "xc_assign_device failed",
+                );
                 return Err(ERROR_FAIL);
             }
         }
@@ -226,7 +297,12 @@ impl Libxl<'_> {
             pci.rdm_policy
         );
         if let Some(dom) = self.s.domain_mut(domid) {
-            dom.devices.push(AttachedPci { bdf, vslot, opts, name: t.name.clone() });
+            dom.devices.push(AttachedPci {
+                bdf,
+                vslot,
+                opts,
+                name: t.name.clone(),
+            });
         }
         Ok(())
     }
@@ -288,7 +364,14 @@ impl Libxl<'_> {
             return ERROR_FAIL;
         };
         if !list.iter().any(|a| a.bdf == *bdf) {
-            self.log(Level::Error, 1969, "do_pci_remove", Some(domid), None, "PCI device not attached to this domain");
+            self.log(
+                Level::Error,
+                1969,
+                "do_pci_remove",
+                Some(domid),
+                None,
+                "PCI device not attached to this domain",
+            );
             return ERROR_INVAL;
         }
         0
@@ -301,21 +384,40 @@ impl Libxl<'_> {
         if vfunc == 0 {
             self.device_pci_reset(bdf);
         }
-        let hvm = self.s.domain(domid).is_some_and(|d| d.kind == DomainType::Hvm);
+        let hvm = self
+            .s
+            .domain(domid)
+            .is_some_and(|d| d.kind == DomainType::Hvm);
         if let Err(e) = self.s.xc_deassign_device(domid, bdf) {
             if hvm || e != Errno::ENOSYS {
-                self.log(Level::Error, 2258, "pci_remove_detached", Some(domid), Some(e), "xc_deassign_device failed");
+                self.log(
+                    Level::Error,
+                    2258,
+                    "pci_remove_detached",
+                    Some(domid),
+                    Some(e),
+                    "xc_deassign_device failed",
+                );
             }
         }
         // libxl__device_pci_remove_xenstore.
-        let Some(dom) = self.s.domain_mut(domid) else { return };
+        let Some(dom) = self.s.domain_mut(domid) else {
+            return;
+        };
         if dom.devices.is_empty() {
             return;
         }
         let before = dom.devices.len();
         dom.devices.retain(|a| a.bdf != *bdf);
         if dom.devices.len() == before {
-            self.log(Level::Error, 262, "libxl__device_pci_remove_xenstore", Some(domid), None, "Couldn't find the device on xenstore");
+            self.log(
+                Level::Error,
+                262,
+                "libxl__device_pci_remove_xenstore",
+                Some(domid),
+                None,
+                "Couldn't find the device on xenstore",
+            );
         }
     }
 }

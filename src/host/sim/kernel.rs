@@ -63,7 +63,11 @@ pub fn check_driver_name(name: &str) -> Result<(), HostError> {
 }
 
 /// A `HostError::Sysfs` with the errno's own text (`No such device`).
-pub fn sysfs_error(op: impl Into<String>, path: impl Into<String>, reason: impl Into<String>) -> HostError {
+pub fn sysfs_error(
+    op: impl Into<String>,
+    path: impl Into<String>,
+    reason: impl Into<String>,
+) -> HostError {
     HostError::Sysfs {
         op: op.into(),
         path: path.into(),
@@ -91,7 +95,10 @@ impl Snapshot {
         if let Some(e) = dev.bind_fails.errno_for(driver) {
             // `call_driver_probe`: -ENODEV and -ENXIO are quiet rejections.
             if e != Errno::ENODEV && e != Errno::ENXIO {
-                self.klog(format!("{driver}: probe of {bdf} failed with error -{}", e as i32));
+                self.klog(format!(
+                    "{driver}: probe of {bdf} failed with error -{}",
+                    e as i32
+                ));
             }
             return Err(e);
         }
@@ -241,7 +248,9 @@ impl Snapshot {
             self.klog(format!(
                 "pciback {bdf}: enabling permissive mode configuration space accesses!"
             ));
-            self.klog(format!("pciback {bdf}: permissive mode is potentially unsafe!"));
+            self.klog(format!(
+                "pciback {bdf}: permissive mode is potentially unsafe!"
+            ));
         }
         Ok(())
     }
@@ -249,7 +258,7 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::super::snapshot::parse;
+    use super::super::load::parse;
     use super::*;
 
     const HOST: &str = r#"{
@@ -283,36 +292,78 @@ mod tests {
     fn bind_refusals_are_the_kernels() {
         let mut s = host();
         // Not loaded: the bind file does not exist.
-        assert_eq!(s.sysfs_bind(&b("03:00.0"), "igb"), Err(SysfsError::Open(Errno::ENOENT)));
+        assert_eq!(
+            s.sysfs_bind(&b("03:00.0"), "igb"),
+            Err(SysfsError::Open(Errno::ENOENT))
+        );
         // Missing device, then a device the id table does not match.
-        assert_eq!(s.sysfs_bind(&b("09:00.0"), "e1000e"), Err(SysfsError::Write(Errno::ENODEV)));
-        assert_eq!(s.sysfs_bind(&b("81:00.0"), "e1000e"), Err(SysfsError::Write(Errno::ENODEV)));
+        assert_eq!(
+            s.sysfs_bind(&b("09:00.0"), "e1000e"),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
+        assert_eq!(
+            s.sysfs_bind(&b("81:00.0"), "e1000e"),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
         // Already bound, to the same driver or another one.
-        assert_eq!(s.sysfs_bind(&b("03:00.0"), "e1000e"), Err(SysfsError::Write(Errno::EBUSY)));
-        assert_eq!(s.sysfs_bind(&b("03:00.0"), PCIBACK), Err(SysfsError::Write(Errno::EBUSY)));
+        assert_eq!(
+            s.sysfs_bind(&b("03:00.0"), "e1000e"),
+            Err(SysfsError::Write(Errno::EBUSY))
+        );
+        assert_eq!(
+            s.sysfs_bind(&b("03:00.0"), PCIBACK),
+            Err(SysfsError::Write(Errno::EBUSY))
+        );
         // An injected probe failure.
-        assert_eq!(s.sysfs_bind(&b("04:00.0"), "e1000e"), Err(SysfsError::Write(Errno::EIO)));
-        assert!(s.kernel_log.last().unwrap().contains("probe of 0000:04:00.0 failed with error -5"));
+        assert_eq!(
+            s.sysfs_bind(&b("04:00.0"), "e1000e"),
+            Err(SysfsError::Write(Errno::EIO))
+        );
+        assert!(s
+            .kernel_log
+            .last()
+            .unwrap()
+            .contains("probe of 0000:04:00.0 failed with error -5"));
     }
 
     #[test]
     fn pciback_binds_only_with_a_slot_for_the_device_or_a_bridge_above() {
         let mut s = host();
         s.sysfs_unbind(&b("03:00.0"), "e1000e").expect("unbind");
-        assert_eq!(s.sysfs_bind(&b("03:00.0"), PCIBACK), Err(SysfsError::Write(Errno::ENODEV)));
-        s.sysfs_new_slot(&b("00:1c.0")).expect("slot for the bridge");
-        s.sysfs_bind(&b("03:00.0"), PCIBACK).expect("claimed through the bridge");
+        assert_eq!(
+            s.sysfs_bind(&b("03:00.0"), PCIBACK),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
+        s.sysfs_new_slot(&b("00:1c.0"))
+            .expect("slot for the bridge");
+        s.sysfs_bind(&b("03:00.0"), PCIBACK)
+            .expect("claimed through the bridge");
         assert_eq!(driver(&s, "03:00.0").as_deref(), Some(PCIBACK));
-        assert_eq!(s.kernel_log.last().unwrap(), "pciback 0000:03:00.0: seizing device");
+        assert_eq!(
+            s.kernel_log.last().unwrap(),
+            "pciback 0000:03:00.0: seizing device"
+        );
     }
 
     #[test]
     fn unbind_refuses_a_driver_that_does_not_hold_the_device() {
         let mut s = host();
-        assert_eq!(s.sysfs_unbind(&b("03:00.0"), PCIBACK), Err(SysfsError::Write(Errno::ENODEV)));
-        assert_eq!(s.sysfs_unbind(&b("04:00.0"), "e1000e"), Err(SysfsError::Write(Errno::ENODEV)));
-        assert_eq!(s.sysfs_unbind(&b("09:00.0"), "e1000e"), Err(SysfsError::Write(Errno::ENODEV)));
-        assert_eq!(s.sysfs_unbind(&b("03:00.0"), "igb"), Err(SysfsError::Open(Errno::ENOENT)));
+        assert_eq!(
+            s.sysfs_unbind(&b("03:00.0"), PCIBACK),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
+        assert_eq!(
+            s.sysfs_unbind(&b("04:00.0"), "e1000e"),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
+        assert_eq!(
+            s.sysfs_unbind(&b("09:00.0"), "e1000e"),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
+        assert_eq!(
+            s.sysfs_unbind(&b("03:00.0"), "igb"),
+            Err(SysfsError::Open(Errno::ENOENT))
+        );
         s.sysfs_unbind(&b("03:00.0"), "e1000e").expect("unbind");
         assert_eq!(driver(&s, "03:00.0"), None);
     }
@@ -322,10 +373,16 @@ mod tests {
         let mut s = host();
         s.sysfs_new_slot(&b("07:00.0")).unwrap();
         s.sysfs_new_slot(&b("0a:00.0")).unwrap();
-        assert_eq!(s.sysfs_slots().unwrap(), [b("07:00.0"), b("07:00.0"), b("0a:00.0")]);
+        assert_eq!(
+            s.sysfs_slots().unwrap(),
+            [b("07:00.0"), b("07:00.0"), b("0a:00.0")]
+        );
         s.sysfs_remove_slot(&b("07:00.0")).unwrap();
         assert_eq!(s.sysfs_slots().unwrap(), [b("0a:00.0")]);
-        assert_eq!(s.sysfs_remove_slot(&b("07:00.0")), Err(SysfsError::Write(Errno::ENOENT)));
+        assert_eq!(
+            s.sysfs_remove_slot(&b("07:00.0")),
+            Err(SysfsError::Write(Errno::ENOENT))
+        );
         // The device stays on pciback: remove_slot does not unbind.
         assert_eq!(driver(&s, "07:00.0").as_deref(), Some(PCIBACK));
     }
@@ -334,18 +391,31 @@ mod tests {
     fn without_pciback_its_files_do_not_exist() {
         let mut s = host();
         s.drivers.retain(|d| d != PCIBACK);
-        assert_eq!(s.sysfs_new_slot(&b("03:00.0")), Err(SysfsError::Open(Errno::ENOENT)));
-        assert_eq!(s.sysfs_remove_slot(&b("07:00.0")), Err(SysfsError::Open(Errno::ENOENT)));
+        assert_eq!(
+            s.sysfs_new_slot(&b("03:00.0")),
+            Err(SysfsError::Open(Errno::ENOENT))
+        );
+        assert_eq!(
+            s.sysfs_remove_slot(&b("07:00.0")),
+            Err(SysfsError::Open(Errno::ENOENT))
+        );
         assert_eq!(s.sysfs_slots(), Err(SysfsError::Open(Errno::ENOENT)));
-        assert_eq!(s.sysfs_bind(&b("07:00.0"), PCIBACK), Err(SysfsError::Open(Errno::ENOENT)));
+        assert_eq!(
+            s.sysfs_bind(&b("07:00.0"), PCIBACK),
+            Err(SysfsError::Open(Errno::ENOENT))
+        );
     }
 
     #[test]
     fn reprobe_tries_matching_drivers_in_order_and_skips_failures() {
         let mut s = host();
-        assert_eq!(s.sysfs_drivers_probe(&b("09:00.0")), Err(SysfsError::Write(Errno::ENODEV)));
+        assert_eq!(
+            s.sysfs_drivers_probe(&b("09:00.0")),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
         // e1000e's probe fails on 04:00.0 and pciback has no slot: unbound, no error.
-        s.sysfs_drivers_probe(&b("04:00.0")).expect("no driver is not an error");
+        s.sysfs_drivers_probe(&b("04:00.0"))
+            .expect("no driver is not an error");
         assert_eq!(driver(&s, "04:00.0"), None);
         // With its slot still there, pciback would take it back, but
         // e1000e registered first.
@@ -360,7 +430,10 @@ mod tests {
     #[test]
     fn permissive_needs_a_device_on_pciback() {
         let mut s = host();
-        assert_eq!(s.sysfs_permissive(&b("03:00.0")), Err(SysfsError::Write(Errno::ENODEV)));
+        assert_eq!(
+            s.sysfs_permissive(&b("03:00.0")),
+            Err(SysfsError::Write(Errno::ENODEV))
+        );
         s.sysfs_permissive(&b("07:00.0")).unwrap();
         s.sysfs_permissive(&b("07:00.0")).unwrap();
         assert_eq!(s.pciback.permissive, [b("07:00.0")]);

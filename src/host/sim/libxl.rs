@@ -6,13 +6,13 @@
 //! `xc_assign_device`/`xc_deassign_device` (who owns a device: dom0,
 //! `DOMID_IO` when quarantined, or a guest).
 //!
-//! Attaching to guests is in `attach.rs`; the command line in `xl.rs`.
-
-use std::fmt::Write as _;
+//! Attaching to guests is in `attach.rs`, the logger in `log.rs`, the
+//! command line in `xl.rs` and `xl_cmd.rs`.
 
 use nix::errno::Errno;
 
-use super::kernel::{drv_attr, drv_path, dev_path, SysfsError};
+use super::kernel::{dev_path, drv_attr, drv_path, SysfsError};
+pub use super::log::{Level, Logger, Site};
 use super::snapshot::Snapshot;
 use crate::bdf::Bdf;
 use crate::host::{xs_pci_path, PCIBACK};
@@ -23,92 +23,6 @@ pub const ERROR_FAIL: i32 = -3;
 pub const ERROR_INVAL: i32 = -6;
 /// libxl's `ERROR_NOTFOUND`.
 pub const ERROR_NOTFOUND: i32 = -23;
-
-/// `xentoollog_level`, in order: a message below the logger's minimum is
-/// dropped. xl's minimum is `XTL_PROGRESS`; each `-v` lowers it by one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// `XTL_DEBUG`.
-    Debug = 1,
-    /// `XTL_VERBOSE`.
-    Verbose,
-    /// `XTL_DETAIL`.
-    Detail,
-    /// `XTL_PROGRESS`: xl's default minimum.
-    Progress,
-    /// `XTL_INFO`: printed by default.
-    Info,
-    /// `XTL_NOTICE`.
-    Notice,
-    /// `XTL_WARN`.
-    Warn,
-    /// `XTL_ERROR`.
-    Error,
-}
-
-impl Level {
-    /// `xtl_level_to_string`.
-    fn name(self) -> &'static str {
-        match self {
-            Level::Debug => "debug",
-            Level::Verbose => "verbose",
-            Level::Detail => "detail",
-            Level::Progress => "progress",
-            Level::Info => "info",
-            Level::Notice => "notice",
-            Level::Warn => "warning",
-            Level::Error => "error",
-        }
-    }
-}
-
-/// Where a message comes from: libxl's `file:line:function`.
-#[derive(Debug, Clone, Copy)]
-pub struct Site(pub &'static str, pub u32, pub &'static str);
-
-/// xl's stderr logger (`xtl_logger_stdiostream`), which libxl writes to
-/// through `libxl__logv`: `libxl: LEVEL: FILE:LINE:FUNC: [Domain N:]MSG[:
-/// strerror]`.
-#[derive(Debug, Clone)]
-pub struct Logger {
-    /// The minimum level printed.
-    pub min: Level,
-    /// What was printed.
-    pub out: String,
-}
-
-impl Logger {
-    /// xl's logger with `verbosity` `-v` flags.
-    pub fn new(verbosity: u32) -> Self {
-        let levels = [Level::Progress, Level::Detail, Level::Verbose, Level::Debug];
-        Logger {
-            min: levels[(verbosity as usize).min(levels.len() - 1)],
-            out: String::new(),
-        }
-    }
-
-    /// One libxl message. `domid` gets the `Domain N:` prefix only for a
-    /// valid guest id (`libxl_domid_valid_guest`), as `libxl__logv` does.
-    pub fn log(&mut self, level: Level, at: Site, domid: Option<u32>, errno: Option<Errno>, msg: &str) {
-        self.ctx_log("libxl", level, &format!("{}:{}:{}: ", at.0, at.1, at.2), domid, errno, msg);
-    }
-
-    /// A message from another library (`xencall`), without a site.
-    pub fn ctx_log(&mut self, ctx: &str, level: Level, site: &str, domid: Option<u32>, errno: Option<Errno>, msg: &str) {
-        if level < self.min {
-            return;
-        }
-        let _ = write!(self.out, "{ctx}: {}: {site}", level.name());
-        if let Some(d) = domid.filter(|d| (1..0x7ff0).contains(d)) {
-            let _ = write!(self.out, "Domain {d}:");
-        }
-        self.out.push_str(msg);
-        if let Some(e) = errno {
-            let _ = write!(self.out, ": {}", e.desc());
-        }
-        self.out.push('\n');
-    }
-}
 
 /// `DOMID_IO`: the domain Xen quarantines devices to.
 pub const DOMID_IO: u32 = 0x7ff1;
@@ -207,20 +121,47 @@ impl Snapshot {
 
 impl Libxl<'_> {
     /// Logs a libxl_pci.c message.
-    pub fn log(&mut self, level: Level, line: u32, func: &'static str, domid: Option<u32>, errno: Option<Errno>, msg: &str) {
-        self.log.log(level, Site(PCI, line, func), domid, errno, msg);
+    pub fn log(
+        &mut self,
+        level: Level,
+        line: u32,
+        func: &'static str,
+        domid: Option<u32>,
+        errno: Option<Errno>,
+        msg: &str,
+    ) {
+        self.log
+            .log(level, Site(PCI, line, func), domid, errno, msg);
     }
 
     /// `sysfs_write_bdf`: logs the failed `open` or `write`, returns errno.
-    pub fn sysfs_write_bdf(&mut self, path: &str, result: Result<(), SysfsError>) -> Result<(), Errno> {
+    pub fn sysfs_write_bdf(
+        &mut self,
+        path: &str,
+        result: Result<(), SysfsError>,
+    ) -> Result<(), Errno> {
         match result {
             Ok(()) => Ok(()),
             Err(SysfsError::Open(e)) => {
-                self.log(Level::Error, 371, "sysfs_write_bdf", None, Some(e), &format!("Couldn't open {path}"));
+                self.log(
+                    Level::Error,
+                    371,
+                    "sysfs_write_bdf",
+                    None,
+                    Some(e),
+                    &format!("Couldn't open {path}"),
+                );
                 Err(e)
             }
             Err(SysfsError::Write(e)) => {
-                self.log(Level::Error, 380, "sysfs_write_bdf", None, Some(e), &format!("write to {path} returned -1"));
+                self.log(
+                    Level::Error,
+                    380,
+                    "sysfs_write_bdf",
+                    None,
+                    Some(e),
+                    &format!("write to {path} returned -1"),
+                );
                 Err(e)
             }
         }
@@ -246,7 +187,14 @@ impl Libxl<'_> {
     /// `Err` (logged) when pciback is not loaded.
     pub fn pciback_dev_is_assigned(&mut self, bdf: &Bdf) -> Result<bool, ()> {
         if !self.s.driver_loaded(PCIBACK) {
-            self.log(Level::Error, 693, "pciback_dev_is_assigned", None, None, "Looks like pciback driver is not loaded");
+            self.log(
+                Level::Error,
+                693,
+                "pciback_dev_is_assigned",
+                None,
+                None,
+                "Looks like pciback driver is not loaded",
+            );
             return Err(());
         }
         Ok(self.s.dev(bdf).and_then(|d| d.driver.as_deref()) == Some(PCIBACK))
@@ -259,7 +207,14 @@ impl Libxl<'_> {
             Ok(slots) => Ok(slots.contains(bdf)),
             Err(e) => {
                 let path = drv_attr(PCIBACK, "slots");
-                self.log(Level::Error, 667, "pciback_dev_has_slot", None, Some(e.errno()), &format!("Couldn't open {path}"));
+                self.log(
+                    Level::Error,
+                    667,
+                    "pciback_dev_has_slot",
+                    None,
+                    Some(e.errno()),
+                    &format!("Couldn't open {path}"),
+                );
                 Err(e.errno())
             }
         }
@@ -270,13 +225,27 @@ impl Libxl<'_> {
         const F: &str = "pciback_dev_assign";
         match self.pciback_dev_has_slot(bdf) {
             Err(e) => {
-                self.log(Level::Error, 718, F, None, Some(e), "Error checking for pciback slot");
+                self.log(
+                    Level::Error,
+                    718,
+                    F,
+                    None,
+                    Some(e),
+                    "Error checking for pciback slot",
+                );
                 return Err(());
             }
             Ok(false) => {
                 let r = self.s.sysfs_new_slot(bdf);
                 if let Err(e) = self.sysfs_write_bdf(&drv_attr(PCIBACK, "new_slot"), r) {
-                    self.log(Level::Error, 723, F, None, Some(e), "Couldn't bind device to pciback!");
+                    self.log(
+                        Level::Error,
+                        723,
+                        F,
+                        None,
+                        Some(e),
+                        "Couldn't bind device to pciback!",
+                    );
                     return Err(());
                 }
             }
@@ -284,7 +253,14 @@ impl Libxl<'_> {
         }
         let r = self.s.sysfs_bind(bdf, PCIBACK);
         if let Err(e) = self.sysfs_write_bdf(&drv_attr(PCIBACK, "bind"), r) {
-            self.log(Level::Error, 729, F, None, Some(e), "Couldn't bind device to pciback!");
+            self.log(
+                Level::Error,
+                729,
+                F,
+                None,
+                Some(e),
+                "Couldn't bind device to pciback!",
+            );
             return Err(());
         }
         Ok(())
@@ -293,13 +269,27 @@ impl Libxl<'_> {
     /// `pciback_dev_unassign`: unbind, then drop the slot.
     fn pciback_dev_unassign(&mut self, bdf: &Bdf) -> Result<(), ()> {
         if self.sysfs_dev_unbind(bdf).is_err() {
-            self.log(Level::Error, 739, "pciback_dev_unassign", None, None, "Couldn't unbind device!");
+            self.log(
+                Level::Error,
+                739,
+                "pciback_dev_unassign",
+                None,
+                None,
+                "Couldn't unbind device!",
+            );
             return Err(());
         }
         if self.pciback_dev_has_slot(bdf) == Ok(true) {
             let r = self.s.sysfs_remove_slot(bdf);
             if let Err(e) = self.sysfs_write_bdf(&drv_attr(PCIBACK, "remove_slot"), r) {
-                self.log(Level::Error, 747, "pciback_dev_unassign", None, Some(e), "Couldn't remove pciback slot");
+                self.log(
+                    Level::Error,
+                    747,
+                    "pciback_dev_unassign",
+                    None,
+                    Some(e),
+                    "Couldn't remove pciback slot",
+                );
                 return Err(());
             }
         }
@@ -314,7 +304,14 @@ impl Libxl<'_> {
         };
         let r = self.s.sysfs_unbind(bdf, &driver);
         if let Err(e) = self.sysfs_write_bdf(&drv_attr(&driver, "unbind"), r) {
-            self.log(Level::Error, 520, "sysfs_dev_unbind", None, Some(e), "Couldn't unbind device");
+            self.log(
+                Level::Error,
+                520,
+                "sysfs_dev_unbind",
+                None,
+                Some(e),
+                "Couldn't unbind device",
+            );
             return Err(());
         }
         Ok(Some(drv_path(&driver)))
@@ -323,7 +320,12 @@ impl Libxl<'_> {
     /// `libxl__device_pci_assignable_add`. `xl pci-assignable-add` always
     /// passes `rebind` = 1. No rollback: a failed bind leaves the device
     /// without a driver (and the `driver_path` record written).
-    pub fn assignable_add(&mut self, bdf: &Bdf, name: Option<&str>, rebind: bool) -> Result<(), i32> {
+    pub fn assignable_add(
+        &mut self,
+        bdf: &Bdf,
+        name: Option<&str>,
+        rebind: bool,
+    ) -> Result<(), i32> {
         const F: &str = "libxl__device_pci_assignable_add";
         if let Some(n) = name {
             if n.len() > 64 {
@@ -331,7 +333,14 @@ impl Libxl<'_> {
                 return Err(ERROR_FAIL);
             }
             if !n.bytes().all(|c| c.is_ascii_graphic()) {
-                self.log(Level::Error, 783, F, None, None, "Names may only include printable characters");
+                self.log(
+                    Level::Error,
+                    783,
+                    F,
+                    None,
+                    None,
+                    "Names may only include printable characters",
+                );
                 return Err(ERROR_FAIL);
             }
         }
@@ -342,10 +351,24 @@ impl Libxl<'_> {
         }
         let assigned = self.pciback_dev_is_assigned(bdf).map_err(|()| ERROR_FAIL)?;
         if assigned {
-            self.log(Level::Warn, 802, F, None, None, &format!("{bdf} already assigned to pciback"));
+            self.log(
+                Level::Warn,
+                802,
+                F,
+                None,
+                None,
+                &format!("{bdf} already assigned to pciback"),
+            );
         } else {
             let Ok(driver_path) = self.sysfs_dev_unbind(bdf) else {
-                self.log(Level::Error, 808, F, None, None, &format!("Couldn't unbind {bdf} from driver"));
+                self.log(
+                    Level::Error,
+                    808,
+                    F,
+                    None,
+                    None,
+                    &format!("Couldn't unbind {bdf} from driver"),
+                );
                 return Err(ERROR_FAIL);
             };
             if rebind {
@@ -362,7 +385,14 @@ impl Libxl<'_> {
                 self.pci_info_xs_remove(bdf, "driver_path");
             }
             if self.pciback_dev_assign(bdf).is_err() {
-                self.log(Level::Error, 830, F, None, None, "Couldn't bind device to pciback!");
+                self.log(
+                    Level::Error,
+                    830,
+                    F,
+                    None,
+                    None,
+                    "Couldn't bind device to pciback!",
+                );
                 return Err(ERROR_FAIL);
             }
         }
@@ -371,7 +401,14 @@ impl Libxl<'_> {
             None => self.pci_info_xs_remove(bdf, "name"),
         }
         if self.s.xc_assign_device(DOMID_IO, bdf).is_err() {
-            self.log(Level::Error, 848, F, None, None, &format!("failed to quarantine {bdf}"));
+            self.log(
+                Level::Error,
+                848,
+                F,
+                None,
+                None,
+                &format!("failed to quarantine {bdf}"),
+            );
             return Err(ERROR_FAIL);
         }
         Ok(())
@@ -383,7 +420,9 @@ impl Libxl<'_> {
     pub fn name2bdf(&self, name: &str) -> Result<Bdf, (i32, Option<Bdf>)> {
         let mut last = None;
         for child in self.s.xs_children("/libxl/pci") {
-            let Ok(bdf) = Bdf::from_xenstore_form(&child) else { continue };
+            let Ok(bdf) = Bdf::from_xenstore_form(&child) else {
+                continue;
+            };
             last = Some(bdf);
             if self.pci_info_xs_read(&bdf, "name").as_deref() == Some(name) {
                 return Ok(bdf);
@@ -400,7 +439,14 @@ impl Libxl<'_> {
     pub fn assignable_remove(&mut self, bdf: &Bdf, rebind: bool) -> Result<(), i32> {
         const F: &str = "libxl__device_pci_assignable_remove";
         if self.s.xc_deassign_device(DOMID_IO, bdf).is_err() {
-            self.log(Level::Error, 906, F, None, None, &format!("failed to de-quarantine {bdf}"));
+            self.log(
+                Level::Error,
+                906,
+                F,
+                None,
+                None,
+                &format!("failed to de-quarantine {bdf}"),
+            );
             return Err(ERROR_FAIL);
         }
         match self.pciback_dev_is_assigned(bdf) {
@@ -413,7 +459,14 @@ impl Libxl<'_> {
         }
         match self.pci_info_xs_read(bdf, "driver_path") {
             Some(dp) if rebind => {
-                self.log(Level::Info, 925, F, None, None, &format!("Rebinding to driver at {dp}"));
+                self.log(
+                    Level::Info,
+                    925,
+                    F,
+                    None,
+                    None,
+                    &format!("Rebinding to driver at {dp}"),
+                );
                 let r = match dp.strip_prefix(&drv_path("")) {
                     Some(driver) if !driver.is_empty() && !driver.contains('/') => {
                         self.s.sysfs_bind(bdf, driver)
@@ -422,7 +475,14 @@ impl Libxl<'_> {
                     _ => Err(SysfsError::Open(Errno::ENOENT)),
                 };
                 if let Err(e) = self.sysfs_write_bdf(&format!("{dp}/bind"), r) {
-                    self.log(Level::Error, 930, F, None, Some(e), &format!("Couldn't bind device to {dp}"));
+                    self.log(
+                        Level::Error,
+                        930,
+                        F,
+                        None,
+                        Some(e),
+                        &format!("Couldn't bind device to {dp}"),
+                    );
                     return Err(-1);
                 }
                 self.pci_info_xs_remove(bdf, "driver_path");
@@ -449,7 +509,14 @@ impl Libxl<'_> {
     /// (logged) when pciback is not loaded.
     pub fn assignable_list(&mut self) -> Option<Vec<(Bdf, Option<String>)>> {
         if !self.s.driver_loaded(PCIBACK) {
-            self.log(Level::Error, 444, "libxl_device_pci_assignable_list", None, None, "Looks like pciback driver not loaded");
+            self.log(
+                Level::Error,
+                444,
+                "libxl_device_pci_assignable_list",
+                None,
+                None,
+                "Looks like pciback driver not loaded",
+            );
             return None;
         }
         let bound: Vec<Bdf> = self
@@ -466,28 +533,5 @@ impl Libxl<'_> {
                 .map(|b| (b, self.pci_info_xs_read(&b, "name")))
                 .collect(),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_lines_read_as_xl_prints_them() {
-        let mut l = Logger::new(0);
-        l.log(Level::Error, Site(PCI, 792, "f"), None, Some(Errno::ENOENT), "Couldn't lstat /x");
-        l.log(Level::Error, Site(PCI, 1677, "g"), Some(3), None, "PCI device 0:7:0.0 is not assignable");
-        l.log(Level::Error, Site(PCI, 1573, "h"), Some(0), None, "no domain prefix for 0");
-        l.log(Level::Detail, Site(PCI, 1, "i"), None, None, "hidden by default");
-        assert_eq!(
-            l.out,
-            "libxl: error: libxl_pci.c:792:f: Couldn't lstat /x: No such file or directory\n\
-             libxl: error: libxl_pci.c:1677:g: Domain 3:PCI device 0:7:0.0 is not assignable\n\
-             libxl: error: libxl_pci.c:1573:h: no domain prefix for 0\n"
-        );
-        let mut v = Logger::new(1);
-        v.log(Level::Detail, Site(PCI, 1, "i"), None, None, "shown with -v");
-        assert!(v.out.contains("libxl: detail:"));
     }
 }

@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::snapshot::{normalize_xenstore, Snapshot};
+use super::load::normalize_xenstore;
+use super::snapshot::Snapshot;
 use crate::host::HostError;
 
 /// Where the computed nodes live; writes under it are refused.
@@ -49,7 +50,10 @@ impl Snapshot {
                 put(&format!("key-{i}"), a.bdf.to_string());
                 put(&format!("dev-{i}"), a.bdf.to_string());
                 if a.vslot != 0 {
-                    put(&format!("vdevfn-{i}"), format!("{:x}", u32::from(a.vslot) << 3));
+                    put(
+                        &format!("vdevfn-{i}"),
+                        format!("{:x}", u32::from(a.vslot) << 3),
+                    );
                 }
                 if let Some(n) = &a.name {
                     put(&format!("name-{i}"), n.clone());
@@ -97,7 +101,8 @@ impl Snapshot {
         let path = check_writable(path)?;
         let existed = self.xs_get(path).is_some();
         let prefix = format!("{path}/");
-        self.xenstore.retain(|k, _| k != path && !k.starts_with(&prefix));
+        self.xenstore
+            .retain(|k, _| k != path && !k.starts_with(&prefix));
         if existed {
             if let Some((parent, _)) = path.rsplit_once('/') {
                 if !parent.is_empty() && self.xs_get(parent).is_none() {
@@ -120,7 +125,11 @@ fn trim(path: &str) -> &str {
 
 /// The names directly below `path` in `map`.
 fn children(map: &BTreeMap<String, String>, path: &str) -> BTreeSet<String> {
-    let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+    let prefix = if path == "/" {
+        "/".to_string()
+    } else {
+        format!("{path}/")
+    };
     map.range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
         .filter_map(|(k, _)| k[prefix.len()..].split('/').next().map(str::to_string))
@@ -147,7 +156,7 @@ fn check_writable(path: &str) -> Result<&str, HostError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::snapshot::parse;
+    use super::super::load::parse;
     use super::*;
 
     fn host() -> Snapshot {
@@ -170,7 +179,10 @@ mod tests {
         let s = host();
         assert_eq!(s.xs_get("/libxl/pci").as_deref(), Some(""));
         assert_eq!(s.xs_children("/libxl/pci"), ["0000-07-00-0"]);
-        assert_eq!(s.xs_children("/libxl/pci/0000-07-00-0"), ["domid", "driver_path"]);
+        assert_eq!(
+            s.xs_children("/libxl/pci/0000-07-00-0"),
+            ["domid", "driver_path"]
+        );
         assert_eq!(s.xs_get("/libxl/pci/0000-08-00-0"), None);
         assert!(s.xs_children("/nowhere").is_empty());
     }
@@ -193,7 +205,10 @@ mod tests {
         let s = host();
         let be = "/local/domain/0/backend/pci/1/0";
         assert_eq!(s.xs_get(&format!("{be}/num_devs")).as_deref(), Some("1"));
-        assert_eq!(s.xs_get(&format!("{be}/dev-0")).as_deref(), Some("0000:07:00.0"));
+        assert_eq!(
+            s.xs_get(&format!("{be}/dev-0")).as_deref(),
+            Some("0000:07:00.0")
+        );
         assert_eq!(s.xs_get(&format!("{be}/vdevfn-0")).as_deref(), Some("28"));
         assert_eq!(s.xs_get("/local/domain/1/name").as_deref(), Some("vm1"));
         assert_eq!(s.xs_children("/local/domain/0/backend/pci"), ["1"]);
