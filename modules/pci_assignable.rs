@@ -107,7 +107,8 @@ impl Module for PciAssignable {
         let req = request(args)?;
         let mut host = host::open().map_err(assignable::AssignError::from)?;
         if !mode.check {
-            host.lock_for_changes().map_err(assignable::AssignError::from)?;
+            host.lock_for_changes()
+                .map_err(assignable::AssignError::from)?;
         }
         let plan = assignable::plan(host.as_ref(), &req)?;
         let hide_before =

@@ -95,6 +95,19 @@ impl Module for PciAttach {
         if !mode.check {
             host.lock_for_changes().map_err(AttachError::from)?;
         }
+        // A config file that cannot be edited fails the run before the
+        // guest is touched, so that the two never disagree by our doing.
+        if let Some(path) = &args.config {
+            edit_config(
+                path,
+                &req,
+                &args,
+                &Mode {
+                    check: true,
+                    ..*mode
+                },
+            )?;
+        }
         let plan = attach::plan(host.as_mut(), &req)?;
         let planned: Vec<String> = plan
             .commands

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bdf::{Bdf, Func};
+use crate::bdf::Bdf;
 use crate::host::{xs_pci_path, CommandOutput, Domain, Host, HostError, PCIBACK};
 use crate::spec::{Device, PciSpec};
 
@@ -107,7 +107,7 @@ pub enum AttachError {
 
 /// What to do about xl's less obvious failures.
 fn hint(stderr: &str) -> &'static str {
-    if stderr.contains("Operation not supported") {
+    if stderr.contains("Operation not supported") || stderr.contains("no IOMMU?") {
         " (the guest was created without a pci list and without passthrough = \"enabled\", \
          so Xen cannot hot-plug devices into it: set passthrough: enabled with \
          domain_pci_config and restart the guest; without an IOMMU, pass-through is not possible at all)"
@@ -256,20 +256,14 @@ fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachErr
                 "no assignable device is named {name:?} (see pci_assignable's name)"
             )))
         }
-        Device::Bdf(p) => match (p.bdf(), p.func) {
-            (Some(b), _) => Ok(vec![b]),
-            (None, Func::All) | (None, Func::One(_)) => {
-                let found: Vec<Bdf> = host
-                    .pci_devices()?
-                    .into_iter()
-                    .map(|d| d.bdf)
-                    .filter(|b| p.matches(b))
-                    .collect();
-                if found.is_empty() {
-                    return Err(AttachError::Invalid(format!("no PCI device matches {p}")));
-                }
-                Ok(found)
-            }
+        Device::Bdf(p) => match p.bdf() {
+            Some(b) => Ok(vec![b]),
+            // libxl 4.17 hot-plugs only the highest function of `BB:DD.*`
+            // (while detach walks them all): refuse rather than half-attach.
+            None => Err(AttachError::Invalid(format!(
+                "{p}: xl 4.17 hot-plugs only one function of a multi-function spec; \
+                 list the functions one by one (a config file may keep BB:DD.* for guest creation)"
+            ))),
         },
     }
 }

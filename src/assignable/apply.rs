@@ -104,6 +104,26 @@ fn run_device(
         run_step(host, step, record, done)?;
         done.actions.push(step.to_string());
     }
+    ensure_driver(host, d, done).map_err(|e| (AssignError::Host(e), None))
+}
+
+/// A device given back with `rebind` must end on a driver, whichever path
+/// got it there: xl rebinds only from its own record, and a release through
+/// sysfs after xl refused rebinds nothing.
+fn ensure_driver(host: &mut dyn Host, d: &DevicePlan, done: &mut Applied) -> Result<(), HostError> {
+    let Some(want) = d.driver_after.as_deref().filter(|w| *w != PCIBACK) else {
+        return Ok(());
+    };
+    if host.pci_device(&d.bdf)?.and_then(|p| p.driver).is_some() {
+        return Ok(());
+    }
+    if host.dev_bind(&d.bdf, want).is_ok() {
+        done.actions
+            .push(Step::Bind(d.bdf, want.into()).to_string());
+        return Ok(());
+    }
+    host.dev_reprobe(&d.bdf)?;
+    done.actions.push(Step::Reprobe(d.bdf).to_string());
     Ok(())
 }
 

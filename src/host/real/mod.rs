@@ -330,7 +330,8 @@ impl Host for RealHost {
                 reason: e.to_string(),
             })?;
         }
-        let lock = crate::fileio::FileLock::acquire(&record).map_err(|e| HostError::Other(e.to_string()))?;
+        let lock = crate::fileio::FileLock::acquire(&record)
+            .map_err(|e| HostError::Other(e.to_string()))?;
         self.lock = Some(lock);
         Ok(())
     }
