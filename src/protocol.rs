@@ -211,8 +211,13 @@ fn print_text(t: &str) -> ExitCode {
 
 /// Runs `f`, turning a panic into an error message instead of a trace.
 fn guard<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    // The default hook would print a trace on stderr: the message goes into
+    // the result instead.
+    let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    std::panic::catch_unwind(f).map_err(|p| {
+    let result = std::panic::catch_unwind(f);
+    std::panic::set_hook(previous);
+    result.map_err(|p| {
         let what = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -483,5 +488,92 @@ fn json_kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A module with two arguments, for the protocol's own tests.
+    struct Demo;
+
+    /// A demo.
+    #[derive(Debug, serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct DemoArgs {
+        /// A path.
+        path: String,
+        /// A flag.
+        #[serde(default)]
+        flag: bool,
+    }
+
+    impl Module for Demo {
+        const NAME: &'static str = "demo";
+        const ALIASES: &'static [(&'static str, &'static str)] = &[("dest", "path")];
+        type Args = DemoArgs;
+        type Facts = ();
+        fn run(_: DemoArgs, _: &Mode) -> Result<Outcome<()>, Failure> {
+            Err(Failure::msg("unused"))
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_message() {
+        let r: Result<(), String> = guard(|| panic!("boom"));
+        let msg = r.unwrap_err();
+        assert!(msg.starts_with("internal error") && msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_use_ansible_wording() {
+        let e = parse_args::<Demo>(obj(json!({"path": "x", "bogus": 1, "alpha": 2}))).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "Unsupported parameters for (demo) module: alpha, bogus. Supported parameters include: flag, path (dest)."
+        );
+    }
+
+    #[test]
+    fn aliases_and_conflicts() {
+        assert_eq!(parse_args::<Demo>(obj(json!({"dest": "x"}))).unwrap().path, "x");
+        let e = parse_args::<Demo>(obj(json!({"dest": "x", "path": "y"}))).unwrap_err();
+        assert!(e.msg.contains("mutually exclusive"), "{}", e.msg);
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = parse_args::<Demo>(obj(json!({"path": "x", "flag": "maybe"}))).unwrap_err();
+        assert!(e.msg.starts_with("argument 'flag':"), "{}", e.msg);
+    }
+
+    #[test]
+    fn ansible_keys_set_the_mode() {
+        let (rest, mode) = split_ansible_keys(
+            obj(json!({"path": "x", "_ansible_check_mode": true, "_ansible_diff": "yes", "_ansible_no_log": false})),
+            Mode::default(),
+        )
+        .unwrap();
+        assert_eq!(mode, Mode { check: true, diff: true });
+        assert_eq!(rest, obj(json!({"path": "x"})));
+    }
+
+    #[test]
+    fn key_value_words_take_json_where_they_can() {
+        let pairs = [("a", "1"), ("b", "[\"x\"]"), ("c", "07:00.0"), ("d", "true"), ("e", "{not json")];
+        let o = pairs_to_object(&pairs.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(Value::Object(o), json!({"a": 1, "b": ["x"], "c": "07:00.0", "d": true, "e": "{not json"}));
+    }
+
+    #[test]
+    fn long_messages_are_clipped() {
+        let m = clip(&"x".repeat(10_000));
+        assert!(m.len() < 4200 && m.ends_with("(10000 bytes in all)"));
     }
 }
