@@ -111,8 +111,11 @@ impl Module for PciAssignable {
                 .map_err(assignable::AssignError::from)?;
         }
         let plan = assignable::plan(host.as_ref(), &req)?;
-        let hide_before =
-            assignable::HideList::read(host.as_ref()).map_err(assignable::AssignError::from)?;
+        let hide_before = host
+            .file_read(host::ManagedFile::ModprobeHide)
+            .map_err(assignable::AssignError::from)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let mut warnings = plan.warnings.clone();
         let (actions, drivers_after) = if mode.check || !plan.changed() {
             let steps = plan
@@ -130,7 +133,20 @@ impl Module for PciAssignable {
                 .collect();
             (steps.chain(hide).collect(), after)
         } else {
-            let done = assignable::apply(host.as_mut(), &plan)?;
+            let done = match assignable::apply(host.as_mut(), &plan) {
+                Ok(done) => done,
+                Err(e) => {
+                    // What was done before the failure (and any rollback)
+                    // stays done: save it, then fail.
+                    let mut failure: Failure = e.into();
+                    if let Err(e) = host.commit() {
+                        failure
+                            .msg
+                            .push_str(&format!("; and saving the host failed: {e}"));
+                    }
+                    return Err(failure);
+                }
+            };
             host.commit().map_err(assignable::AssignError::from)?;
             warnings.extend(done.warnings);
             (done.actions, done.drivers_after)
@@ -149,17 +165,61 @@ impl Module for PciAssignable {
             })
             .collect();
         let changed_count = devices.iter().filter(|d| d.changed).count();
-        let hide_after = plan.hide.clone().unwrap_or_else(|| hide_before.clone());
+        let hide_after = plan
+            .hide
+            .as_ref()
+            .map_or_else(|| hide_before.clone(), |h| h.render());
+        let kernel_picks: Vec<Bdf> = plan
+            .devices
+            .iter()
+            .filter(|d| {
+                d.steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        assignable::Step::Reprobe(_) | assignable::Step::Rebind(_, None)
+                    )
+                })
+            })
+            .map(|d| d.bdf)
+            .collect();
+        let drivers = |after: bool| -> String {
+            devices
+                .iter()
+                .map(|d| {
+                    let drv = if after {
+                        &d.driver_after
+                    } else {
+                        &d.driver_before
+                    };
+                    // In check mode, a device to be reprobed has no known driver yet.
+                    let none = if after && mode.check && kernel_picks.contains(&d.bdf) {
+                        "(no driver, or the kernel's choice)"
+                    } else {
+                        "(no driver)"
+                    };
+                    format!("{} {}\n", d.bdf, drv.as_deref().unwrap_or(none))
+                })
+                .collect()
+        };
+        let diff = vec![
+            protocol::Diff {
+                before_header: "PCI drivers".into(),
+                after_header: "PCI drivers".into(),
+                before: drivers(false),
+                after: drivers(true),
+            },
+            protocol::Diff {
+                before_header: host::ManagedFile::ModprobeHide.path().into(),
+                after_header: host::ManagedFile::ModprobeHide.path().into(),
+                before: hide_before,
+                after: hide_after,
+            },
+        ];
         Ok(Outcome {
             changed: plan.changed(),
             msg: summary(changed_count, devices.len(), req.state, plan.hide.is_some()),
             actions,
-            diff: vec![protocol::Diff {
-                before_header: host::ManagedFile::ModprobeHide.path().into(),
-                after_header: host::ManagedFile::ModprobeHide.path().into(),
-                before: hide_before.render(),
-                after: hide_after.render(),
-            }],
+            diff,
             warnings,
             facts: Facts {
                 devices,

@@ -137,7 +137,12 @@ fn gather(host: &dyn Host, filter: &[BdfPattern]) -> Result<XenPci, HostError> {
     Ok(XenPci {
         devices,
         assignable,
-        domains: host.domains()?,
+        // Without the toolstack there is nobody to ask about guests.
+        domains: if toolstack {
+            host.domains()?
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -191,6 +196,7 @@ fn hints(bdf: &Bdf, log: &str) -> Vec<String> {
 fn class_name(class: u32) -> &'static str {
     match class >> 8 {
         0x0100 => "SCSI storage controller",
+        0x0500 => "RAM memory",
         0x0101 => "IDE interface",
         0x0104 => "RAID bus controller",
         0x0106 => "SATA controller",
@@ -214,6 +220,7 @@ fn class_name(class: u32) -> &'static str {
             0x02 => "Network controller",
             0x03 => "Display controller",
             0x04 => "Multimedia controller",
+            0x05 => "Memory controller",
             0x06 => "Bridge",
             0x08 => "System peripheral",
             0x0c => "Serial bus controller",

@@ -201,18 +201,15 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
         let dom = domain.domid.to_string();
         match req.state {
             AttachState::Present if held.len() == bdfs.len() => {
-                if let (Some(want), Some(g)) = (spec.vslot, held.first()) {
-                    if want != g.vslot {
-                        warnings.push(format!(
-                            "{} is attached at vslot {:02x}, not {want:02x} as asked; detach and attach it to move it",
-                            g.bdf, g.vslot
-                        ));
-                    }
+                for g in held {
+                    warnings.extend(differences(host, domain.domid, g, spec)?);
                 }
             }
             AttachState::Present => {
-                if spec.seize != Some(true) {
-                    for b in &bdfs {
+                for b in &bdfs {
+                    if spec.seize == Some(true) {
+                        check_seizable(host, b)?;
+                    } else {
                         check_assignable(host, b)?;
                     }
                 }
@@ -266,6 +263,88 @@ fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachErr
             ))),
         },
     }
+}
+
+/// How an attached device differs from the request: its slot, and the
+/// options libxl recorded in the backend (`opts-N`), as warnings.
+fn differences(
+    host: &dyn Host,
+    domid: u32,
+    g: &GuestDevice,
+    spec: &PciSpec,
+) -> Result<Vec<String>, HostError> {
+    let mut out = Vec::new();
+    if let Some(want) = spec.vslot.filter(|w| *w != g.vslot) {
+        out.push(format!(
+            "{} is attached at vslot {:02x}, not {want:02x} as asked; detach and attach it to change that",
+            g.bdf, g.vslot
+        ));
+    }
+    let opts = backend_opts(host, domid, &g.bdf)?;
+    let wanted = [
+        ("permissive", spec.permissive),
+        ("msitranslate", spec.msitranslate),
+        ("power_mgmt", spec.power_mgmt),
+    ];
+    for (key, want) in wanted {
+        let Some(want) = want else { continue };
+        let have = opts.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        if have.is_some_and(|v| (v != "0") != want) {
+            out.push(format!(
+                "{} is attached with {key}={}, not {key}={} as asked; detach and attach it to change that",
+                g.bdf,
+                have.unwrap_or("?"),
+                u8::from(want)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The options libxl wrote for `bdf` in the guest's pci backend
+/// (`/local/domain/0/backend/pci/DOMID/0/opts-N`), as key/value pairs.
+fn backend_opts(
+    host: &dyn Host,
+    domid: u32,
+    bdf: &Bdf,
+) -> Result<Vec<(String, String)>, HostError> {
+    let be = format!("/local/domain/0/backend/pci/{domid}/0");
+    for node in host.xs_directory(&be)? {
+        let Some(n) = node.strip_prefix("dev-") else {
+            continue;
+        };
+        let dev = host.xs_read(&format!("{be}/{node}"))?;
+        if dev.as_deref().and_then(|d| Bdf::parse(d).ok()) != Some(*bdf) {
+            continue;
+        }
+        let opts = host.xs_read(&format!("{be}/opts-{n}"))?.unwrap_or_default();
+        return Ok(opts
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect());
+    }
+    Ok(Vec::new())
+}
+
+/// `seize=1` makes libxl take a device from its dom0 driver: the dom0 guard
+/// of pci_assignable applies, without a way around it here.
+fn check_seizable(host: &dyn Host, bdf: &Bdf) -> Result<(), AttachError> {
+    let dev = host
+        .pci_device(bdf)?
+        .ok_or_else(|| AttachError::Invalid(format!("no PCI device {bdf} on this host")))?;
+    if dev.driver.as_deref() == Some(PCIBACK) {
+        return check_assignable(host, bdf);
+    }
+    let reasons = crate::guard::refusals(&dev, &host.dom0_use(bdf)?);
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+    Err(AttachError::Invalid(format!(
+        "refusing to seize {bdf}, which dom0 uses: {}; if you mean it, use pci_assignable with force: true first",
+        why.join("; ")
+    )))
 }
 
 /// libxl's `libxl_pci_assignable`: bound to pciback and held by no guest.

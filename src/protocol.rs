@@ -340,7 +340,8 @@ fn split_ansible_keys(
 }
 
 fn parse_args<M: Module>(mut obj: Map<String, Value>) -> Result<M::Args, Failure> {
-    let supported = supported_keys::<M>();
+    let schema = args_schema::<M>();
+    let supported = supported_keys(&schema);
     for &(alias, name) in M::ALIASES {
         if let Some(v) = obj.remove(alias) {
             if obj.contains_key(name) {
@@ -377,6 +378,27 @@ fn parse_args<M: Module>(mut obj: Map<String, Value>) -> Result<M::Args, Failure
             listed.join(", ")
         )));
     }
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|k| !obj.contains_key(k.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure::msg(format!(
+            "missing required arguments: {}",
+            missing.join(", ")
+        )));
+    }
     serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -388,9 +410,9 @@ fn parse_args<M: Module>(mut obj: Map<String, Value>) -> Result<M::Args, Failure
     })
 }
 
-/// The argument names, sorted, from the schema (the one source of truth).
-pub fn supported_keys<M: Module>() -> Vec<String> {
-    let schema = args_schema::<M>();
+/// The argument names, sorted, from an arguments schema (the one source
+/// of truth).
+pub fn supported_keys(schema: &Value) -> Vec<String> {
     let mut keys: Vec<String> = schema
         .get("properties")
         .and_then(Value::as_object)
@@ -528,7 +550,10 @@ mod tests {
     fn a_panic_becomes_a_message() {
         let r: Result<(), String> = guard(|| panic!("boom"));
         let msg = r.unwrap_err();
-        assert!(msg.starts_with("internal error") && msg.contains("boom"), "{msg}");
+        assert!(
+            msg.starts_with("internal error") && msg.contains("boom"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -541,8 +566,17 @@ mod tests {
     }
 
     #[test]
+    fn missing_arguments_use_ansible_wording() {
+        let e = parse_args::<Demo>(obj(json!({"flag": true}))).unwrap_err();
+        assert_eq!(e.msg, "missing required arguments: path");
+    }
+
+    #[test]
     fn aliases_and_conflicts() {
-        assert_eq!(parse_args::<Demo>(obj(json!({"dest": "x"}))).unwrap().path, "x");
+        assert_eq!(
+            parse_args::<Demo>(obj(json!({"dest": "x"}))).unwrap().path,
+            "x"
+        );
         let e = parse_args::<Demo>(obj(json!({"dest": "x", "path": "y"}))).unwrap_err();
         assert!(e.msg.contains("mutually exclusive"), "{}", e.msg);
     }
@@ -560,15 +594,30 @@ mod tests {
             Mode::default(),
         )
         .unwrap();
-        assert_eq!(mode, Mode { check: true, diff: true });
+        assert_eq!(
+            mode,
+            Mode {
+                check: true,
+                diff: true
+            }
+        );
         assert_eq!(rest, obj(json!({"path": "x"})));
     }
 
     #[test]
     fn key_value_words_take_json_where_they_can() {
-        let pairs = [("a", "1"), ("b", "[\"x\"]"), ("c", "07:00.0"), ("d", "true"), ("e", "{not json")];
+        let pairs = [
+            ("a", "1"),
+            ("b", "[\"x\"]"),
+            ("c", "07:00.0"),
+            ("d", "true"),
+            ("e", "{not json"),
+        ];
         let o = pairs_to_object(&pairs.map(|(k, v)| (k.to_string(), v.to_string())));
-        assert_eq!(Value::Object(o), json!({"a": 1, "b": ["x"], "c": "07:00.0", "d": true, "e": "{not json"}));
+        assert_eq!(
+            Value::Object(o),
+            json!({"a": 1, "b": ["x"], "c": "07:00.0", "d": true, "e": "{not json"})
+        );
     }
 
     #[test]

@@ -2,10 +2,15 @@
 
 mod util;
 
+mod ansible_doc;
 mod docs;
 mod domain_pci_config;
 mod edit_props;
+mod injection;
 mod oracle;
+mod pci_assignable;
+mod pci_attach;
+mod pci_info;
 mod real_host;
 mod reliability;
 mod schemas;

@@ -155,7 +155,13 @@ pub fn run_module(bin: &str, args: &Value, env: &[(&str, &str)]) -> Ran {
 
 /// Files of a scenario folder that describe the scenario rather than being
 /// copied into it.
-const SCENARIO_META: [&str; 3] = ["args.json", "symlinks.json", "about.txt"];
+const SCENARIO_META: [&str; 5] = [
+    "args.json",
+    "symlinks.json",
+    "about.txt",
+    "may-differ.txt",
+    "known-bug.txt",
+];
 
 /// A scenario folder copied into a fresh temporary directory.
 ///
@@ -396,6 +402,13 @@ pub enum Entry {
 pub struct Listing(pub BTreeMap<String, Entry>);
 
 impl Listing {
+    /// The listing without the entry `name`.
+    pub fn without(&self, name: &str) -> Listing {
+        let mut l = self.clone();
+        l.0.remove(name);
+        l
+    }
+
     /// The listing as JSON for a snapshot: a file as its text (invalid
     /// UTF-8 replaced), a symlink as `{"symlink": TARGET}`, a folder as
     /// `{"dir": true}`.
@@ -533,10 +546,20 @@ pub fn check_apply_reapply(
             "{name}: apply failed, the second apply did not: {}",
             reapply.stdout
         );
-        assert_eq!(
-            apply.json, reapply.json,
-            "{name}: the two failed applies differ"
-        );
+        // On a simulated dom0 a batch that failed halfway keeps the devices
+        // done before the failure, so the second run has less to do.
+        let durable = env.iter().any(|(k, _)| *k == "XENPCI_HOST");
+        if durable {
+            assert_eq!(
+                apply.json["msg"], reapply.json["msg"],
+                "{name}: the two failed applies differ"
+            );
+        } else {
+            assert_eq!(
+                apply.json, reapply.json,
+                "{name}: the two failed applies differ"
+            );
+        }
         if check.failed() {
             assert_eq!(
                 check.json, apply.json,
@@ -550,10 +573,23 @@ pub fn check_apply_reapply(
                 apply.stdout
             );
         }
+        // On a simulated dom0, what a failed run did before failing (its
+        // records, a rollback, the kernel's log) stays done, as on a real
+        // one: the host file may change; the snapshot shows how.
+        let (before, after_apply, after_reapply_kept) =
+            if env.iter().any(|(k, _)| *k == "XENPCI_HOST") {
+                (
+                    before.without(HOST_FILE),
+                    after_apply.without(HOST_FILE),
+                    after_reapply.without(HOST_FILE),
+                )
+            } else {
+                (before, after_apply, after_reapply.clone())
+            };
         assert_untouched(&before, &after_apply, &format!("{name}: failed apply"));
         assert_untouched(
             &before,
-            &after_reapply,
+            &after_reapply_kept,
             &format!("{name}: failed second apply"),
         );
     } else {
@@ -672,4 +708,306 @@ fn assert_backup_holds_old(sc: &Scenario, result: &Value, before: &Listing, afte
         }
         other => panic!("{}: backup {rel} is {other:?}", sc.name),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios on a simulated dom0 (`XENPCI_HOST`): module-agnostic helpers.
+
+/// The shipped snapshots of simulated dom0s (`typical`, `sriov`).
+pub const SHIPPED_HOSTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks-examples/hosts");
+
+/// The simulated host's file in a scenario's copy.
+pub const HOST_FILE: &str = "host.json";
+
+/// Scenario files that describe the simulated host rather than being
+/// files of the scenario: replaced by [`HOST_FILE`] in the copy.
+const HOST_META: [&str; 2] = ["host.txt", "patch.json"];
+
+/// A JSON merge patch (RFC 7386) applied to `target`, with one extension
+/// so that a patch of a snapshot stays small: an object patching an array
+/// whose elements are objects with a `bdf` (or `domid`) patches the
+/// element of that key (a BDF key may leave out the `0000:` domain); a
+/// key with no element appends the patch as a new element, `null` removes
+/// the element.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Array(items), Value::Object(p)) => {
+            for (key, v) in p {
+                let at = items.iter().position(|e| {
+                    element_key(e).as_deref() == Some(key.as_str())
+                        || element_key(e)
+                            .is_some_and(|k| k.strip_prefix("0000:") == Some(key.as_str()))
+                });
+                match (at, v) {
+                    (Some(i), Value::Null) => {
+                        items.remove(i);
+                    }
+                    (Some(i), v) => merge_patch(&mut items[i], v),
+                    (None, Value::Null) => {}
+                    (None, v) => items.push(v.clone()),
+                }
+            }
+        }
+        (t, Value::Object(p)) => {
+            if !t.is_object() {
+                *t = Value::Object(Map::new());
+            }
+            let obj = t.as_object_mut().expect("made an object");
+            for (k, v) in p {
+                if v.is_null() {
+                    obj.remove(k);
+                } else {
+                    merge_patch(obj.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// What names an element of an array in [`merge_patch`] and
+/// [`json_changes`]: its `bdf`, else its `domid`.
+fn element_key(e: &Value) -> Option<String> {
+    let o = e.as_object()?;
+    match (o.get("bdf"), o.get("domid")) {
+        (Some(Value::String(b)), _) => Some(b.clone()),
+        (_, Some(Value::Number(n))) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The differences between two JSON values, readable in a snapshot: an
+/// object `{PATH: {"before": X, "after": Y}}` with one entry per changed
+/// leaf (`null`: absent). A path is `.key` for object members (`["key"]`
+/// when the key is not a plain word, as xenstore paths are) and `[KEY]`
+/// for array elements named by their `bdf` or `domid` (when every element
+/// has one). Another array is one entry: `{"appended": [...]}` when it only
+/// grew at its end, `{"removed": [...]}` when it only lost its tail, else
+/// its whole value before and after.
+pub fn json_changes(before: &Value, after: &Value) -> Value {
+    let mut out = Map::new();
+    changes_at(before, after, String::new(), &mut out);
+    Value::Object(out)
+}
+
+fn changes_at(before: &Value, after: &Value, path: String, out: &mut Map<String, Value>) {
+    if before == after {
+        return;
+    }
+    let member = |k: &str| {
+        if !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            format!("{path}.{k}")
+        } else {
+            format!("{path}[{k:?}]")
+        }
+    };
+    let empty = Value::Object(Map::new());
+    // An object that appears or disappears shows member by member.
+    let (before, after) = match (before, after) {
+        (Value::Null, Value::Object(_)) => (&empty, after),
+        (Value::Object(_), Value::Null) => (before, &empty),
+        _ => (before, after),
+    };
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                let nul = Value::Null;
+                changes_at(
+                    b.get(k).unwrap_or(&nul),
+                    a.get(k).unwrap_or(&nul),
+                    member(k),
+                    out,
+                );
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            let keyed = |v: &Vec<Value>| -> Option<BTreeMap<String, Value>> {
+                let m: BTreeMap<String, Value> = v
+                    .iter()
+                    .map(|e| element_key(e).map(|k| (k, e.clone())))
+                    .collect::<Option<_>>()?;
+                (m.len() == v.len()).then_some(m)
+            };
+            match (keyed(b), keyed(a)) {
+                (Some(kb), Some(ka)) if !kb.is_empty() || !ka.is_empty() => {
+                    let keys: std::collections::BTreeSet<&String> =
+                        kb.keys().chain(ka.keys()).collect();
+                    for k in keys {
+                        let nul = Value::Null;
+                        changes_at(
+                            kb.get(k).unwrap_or(&nul),
+                            ka.get(k).unwrap_or(&nul),
+                            format!("{path}[{k}]"),
+                            out,
+                        );
+                    }
+                }
+                // A list that only grew or shrank at its end (a log, pciback's
+                // slots) shows what was appended or removed; any other change
+                // shows the whole list before and after.
+                _ if a.len() > b.len() && a.starts_with(b) => {
+                    out.insert(path, json!({ "appended": a[b.len()..] }));
+                }
+                _ if b.len() > a.len() && b.starts_with(a) => {
+                    out.insert(path, json!({ "removed": b[a.len()..] }));
+                }
+                _ => {
+                    out.insert(path, json!({"before": before, "after": after}));
+                }
+            }
+        }
+        _ => {
+            let key = if path.is_empty() {
+                ".".to_string()
+            } else {
+                path
+            };
+            out.insert(key, json!({"before": before, "after": after}));
+        }
+    }
+}
+
+/// The state of the simulated host in `path`, for [`json_changes`]: as the
+/// simulator reads it (defaults made explicit, SR-IOV functions generated),
+/// so that a change shows as the field that changed; a file the simulator
+/// refuses as its JSON, or its text, or `null` when there is none.
+pub fn sim_host_state(path: &Path) -> Value {
+    if let Ok(host) = xenpci::host::sim::SimHost::open_timeout(
+        path.to_path_buf(),
+        std::time::Duration::from_secs(10),
+    ) {
+        return serde_json::to_value(host.state()).expect("a snapshot serialises");
+    }
+    match fs::read(path) {
+        Err(_) => Value::Null,
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    }
+}
+
+impl Scenario {
+    /// Puts the scenario's simulated host in the copy as [`HOST_FILE`] and
+    /// returns its path: the folder's own `host.json`, or the shipped
+    /// snapshot named in `host.txt` (`typical`, `sriov`) with `patch.json`
+    /// applied ([`merge_patch`]). `host.txt` and `patch.json` are removed
+    /// from the copy. The simulator's lock sidecar is created beforehand,
+    /// so that a run taking the lock is not a change of the folder.
+    pub fn sim_host(&self) -> PathBuf {
+        let host = self.path(HOST_FILE);
+        let named = self.source.join("host.txt");
+        if named.exists() {
+            let name = fs::read_to_string(&named).expect("read host.txt");
+            let shipped = Path::new(SHIPPED_HOSTS).join(format!("{}.json", name.trim()));
+            let mut state: Value = serde_json::from_slice(
+                &fs::read(&shipped).unwrap_or_else(|e| panic!("{}: {e}", shipped.display())),
+            )
+            .expect("a shipped snapshot is JSON");
+            let patch = self.source.join("patch.json");
+            if patch.exists() {
+                let p: Value = serde_json::from_slice(&fs::read(&patch).expect("read patch.json"))
+                    .unwrap_or_else(|e| panic!("{}: {e}", patch.display()));
+                merge_patch(&mut state, &p);
+            }
+            let text = serde_json::to_string_pretty(&state).expect("serialise") + "\n";
+            fs::write(&host, text).expect("write host.json");
+        }
+        for meta in HOST_META {
+            let _ = fs::remove_file(self.path(meta));
+        }
+        let lock = self.path(&format!(".{HOST_FILE}.xenpci.lock"));
+        fs::write(&lock, "").expect("create the lock sidecar");
+        fs::set_permissions(&lock, fs::Permissions::from_mode(0o600)).expect("chmod lock");
+        host
+    }
+}
+
+/// [`check_apply_reapply`] on a scenario with a simulated host
+/// ([`Scenario::sim_host`], passed as `XENPCI_HOST`): its assertions, and
+/// for the snapshot `{check, apply, reapply, host_changes, files_after}`,
+/// where `host_changes` is [`json_changes`] of the host's state before the
+/// runs and after them, and `files_after` the scenario's other files (a
+/// domain config, say).
+pub fn check_apply_reapply_on_host(bin: &str, sc: &Scenario, may_differ: &[&str]) -> Value {
+    let host = sc.sim_host();
+    let before = sim_host_state(&host);
+    let host_env = host.to_str().expect("UTF-8 path").to_string();
+    let mut value = check_apply_reapply(bin, sc, may_differ, &[("XENPCI_HOST", &host_env)]);
+    let after = sim_host_state(&host);
+    let obj = value.as_object_mut().expect("an object");
+    obj.insert(
+        "host_changes".into(),
+        sc.redact(&json_changes(&before, &after)),
+    );
+    let mut files = obj
+        .remove("files_after")
+        .and_then(|f| f.as_object().cloned())
+        .unwrap_or_default();
+    files.retain(|name, _| name != HOST_FILE && !is_lock_sidecar(name));
+    if files.is_empty() {
+        obj.remove("files_after");
+    } else {
+        obj.insert("files_after".into(), Value::Object(files));
+    }
+    value
+}
+
+/// One run of `bin` with `args` against a fresh copy of the shipped
+/// snapshot `shipped` (`typical`, `sriov`) patched with `patch`: the
+/// result, the host's changes ([`json_changes`]) and the temporary folder
+/// (kept alive by the caller as long as it needs the host file).
+pub fn run_on_shipped(
+    bin: &str,
+    shipped: &str,
+    patch: &Value,
+    args: &Value,
+) -> (Ran, Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = dir.path().join(HOST_FILE);
+    let shipped = Path::new(SHIPPED_HOSTS).join(format!("{shipped}.json"));
+    let mut state: Value =
+        serde_json::from_slice(&fs::read(&shipped).expect("read snapshot")).expect("JSON");
+    merge_patch(&mut state, patch);
+    fs::write(
+        &host,
+        serde_json::to_string_pretty(&state).expect("serialise"),
+    )
+    .expect("write");
+    let before = sim_host_state(&host);
+    let ran = run_module(bin, args, &[("XENPCI_HOST", host.to_str().expect("UTF-8"))]);
+    let after = sim_host_state(&host);
+    (ran, json_changes(&before, &after), dir)
+}
+
+/// Runs `f` on the scenario `args_file` and returns its name when `f`
+/// panicked, so that one glob reports every failing scenario, not just the
+/// first.
+pub fn each_scenario(args_file: &Path, f: impl FnOnce(&Path)) -> Option<String> {
+    let name = args_file
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args_file)))
+        .err()
+        .map(|_| name)
+}
+
+/// `may_differ` plus the keys listed in the scenario's `may-differ.txt`
+/// (one a line, `#` comments): result keys that check mode cannot know in
+/// that scenario, each with its reason in the file.
+pub fn scenario_may_differ(sc: &Scenario, may_differ: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = may_differ.iter().map(|s| s.to_string()).collect();
+    if let Ok(text) = fs::read_to_string(sc.source.join("may-differ.txt")) {
+        out.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    out
 }

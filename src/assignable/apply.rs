@@ -104,26 +104,6 @@ fn run_device(
         run_step(host, step, record, done)?;
         done.actions.push(step.to_string());
     }
-    ensure_driver(host, d, done).map_err(|e| (AssignError::Host(e), None))
-}
-
-/// A device given back with `rebind` must end on a driver, whichever path
-/// got it there: xl rebinds only from its own record, and a release through
-/// sysfs after xl refused rebinds nothing.
-fn ensure_driver(host: &mut dyn Host, d: &DevicePlan, done: &mut Applied) -> Result<(), HostError> {
-    let Some(want) = d.driver_after.as_deref().filter(|w| *w != PCIBACK) else {
-        return Ok(());
-    };
-    if host.pci_device(&d.bdf)?.and_then(|p| p.driver).is_some() {
-        return Ok(());
-    }
-    if host.dev_bind(&d.bdf, want).is_ok() {
-        done.actions
-            .push(Step::Bind(d.bdf, want.into()).to_string());
-        return Ok(());
-    }
-    host.dev_reprobe(&d.bdf)?;
-    done.actions.push(Step::Reprobe(d.bdf).to_string());
     Ok(())
 }
 
@@ -135,13 +115,14 @@ fn run_step(
 ) -> Result<(), StepError> {
     let host_err = |e: HostError| (AssignError::Host(e), None);
     match step {
-        Step::RecordDriver(b, drv) => record.set(host, *b, drv).map_err(host_err),
+        Step::RecordDriver(b, drv, sysfs) => record.set(host, *b, drv, *sysfs).map_err(host_err),
         Step::ForgetDriver(b) => record.forget(host, b).map_err(host_err),
         Step::Unbind(b, drv) => host.dev_unbind(b, drv).map_err(host_err),
         Step::NewSlot(b) => host.pciback_new_slot(b).map_err(host_err),
         Step::Bind(b, drv) => host.dev_bind(b, drv).map_err(host_err),
         Step::RemoveSlot(b) => host.pciback_remove_slot(b).map_err(host_err),
         Step::Reprobe(b) => host.dev_reprobe(b).map_err(host_err),
+        Step::Rebind(b, drv) => rebind_if_driverless(host, b, drv.as_deref()).map_err(host_err),
         Step::XsWrite(p, v) => host.xs_write(p, v).map_err(host_err),
         Step::XsRm(p) => host.xs_rm(p).map_err(host_err),
         Step::WriteHideList(h) => host
@@ -177,13 +158,35 @@ fn run_xl(host: &mut dyn Host, args: &[String], done: &mut Applied) -> Result<()
         ));
         return release_by_sysfs(host, bdf, done).map_err(|e| (AssignError::Host(e), None));
     }
+    let hint = if out.stderr.contains("failed to quarantine") {
+        " (Xen could not quarantine the device: pass-through needs an IOMMU, enabled in the firmware and for Xen)"
+    } else {
+        ""
+    };
     let what = format!(
-        "`xl {}` failed with rc {}: {}",
+        "`xl {}` failed with rc {}: {}{hint}",
         args.join(" "),
         out.rc,
         out.stderr.trim()
     );
     Err((AssignError::Invalid(what), Some(Box::new(out))))
+}
+
+/// xl rebinds only from libxl's record, and a release through sysfs after
+/// xl refused rebinds nothing: whichever path ran, the device ends on a
+/// driver.
+fn rebind_if_driverless(
+    host: &mut dyn Host,
+    bdf: &Bdf,
+    driver: Option<&str>,
+) -> Result<(), HostError> {
+    if host.pci_device(bdf)?.and_then(|p| p.driver).is_some() {
+        return Ok(());
+    }
+    match driver {
+        Some(d) if host.dev_bind(bdf, d).is_ok() => Ok(()),
+        _ => host.dev_reprobe(bdf),
+    }
 }
 
 fn release_by_sysfs(

@@ -76,8 +76,9 @@ pub struct AssignRequest {
 /// One host call of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Note the original driver in this project's record.
-    RecordDriver(Bdf, String),
+    /// Note the original driver in this project's record (and whether the
+    /// device goes to pciback through sysfs).
+    RecordDriver(Bdf, String, bool),
     /// Drop the device from this project's record.
     ForgetDriver(Bdf),
     /// Write the BDF to `drivers/DRIVER/unbind`.
@@ -90,6 +91,8 @@ pub enum Step {
     RemoveSlot(Bdf),
     /// Write the BDF to `drivers_probe`.
     Reprobe(Bdf),
+    /// If the device has no driver: bind it to this one (or reprobe).
+    Rebind(Bdf, Option<String>),
     /// Write a xenstore node.
     XsWrite(String, String),
     /// Remove a xenstore node.
@@ -103,7 +106,7 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::RecordDriver(b, d) => write!(
+            Step::RecordDriver(b, d, _) => write!(
                 f,
                 "record {b}'s driver {d} in {}",
                 ManagedFile::DriverRecord.path()
@@ -116,6 +119,8 @@ impl fmt::Display for Step {
             Step::Bind(b, d) => write!(f, "bind {b} to {d}"),
             Step::RemoveSlot(b) => write!(f, "remove the pciback slot of {b}"),
             Step::Reprobe(b) => write!(f, "reprobe {b} (the kernel picks its driver)"),
+            Step::Rebind(b, Some(d)) => write!(f, "bind {b} to {d} if xl left it without a driver"),
+            Step::Rebind(b, None) => write!(f, "reprobe {b} if xl left it without a driver"),
             Step::XsWrite(p, v) => write!(f, "xenstore-write {p} {v}"),
             Step::XsRm(p) => write!(f, "xenstore-rm {p}"),
             Step::Xl(args) => write!(f, "xl {}", args.join(" ")),
@@ -245,9 +250,12 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
         };
         let d = match req.state {
             AssignState::Present => {
-                if dev.driver.as_deref() != Some(PCIBACK) && !req.force {
+                if dev.driver.as_deref() != Some(PCIBACK) {
                     let reasons = guard::refusals(&dev, &host.dom0_use(bdf)?);
-                    if !reasons.is_empty() {
+                    if req.force && !reasons.is_empty() {
+                        let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
+                        warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));
+                    } else if !reasons.is_empty() {
                         refused.push((*bdf, reasons));
                     }
                 }
@@ -334,7 +342,11 @@ fn plan_add(
     let name_differs = req.name.is_some() && req.name != name_now;
     if !on_pciback || name_differs {
         if let Some(d) = ctx.driver.as_deref().filter(|d| *d != PCIBACK) {
-            steps.push(Step::RecordDriver(bdf, d.to_string()));
+            steps.push(Step::RecordDriver(
+                bdf,
+                d.to_string(),
+                ctx.method == Method::Sysfs,
+            ));
         }
         match ctx.method {
             Method::Xl | Method::Auto => {
@@ -412,7 +424,14 @@ fn plan_remove(
         .map(str::to_string)
         .or_else(|| libxl_driver.clone());
     let mut steps = Vec::new();
-    match ctx.method {
+    // A device that went to pciback through sysfs was never quarantined:
+    // xl would refuse to release it ("failed to de-quarantine").
+    let method = if record.via_sysfs(&bdf) {
+        Method::Sysfs
+    } else {
+        ctx.method
+    };
+    match method {
         Method::Xl | Method::Auto => {
             let mut args = vec!["pci-assignable-remove".to_string()];
             if req.rebind {
@@ -421,8 +440,8 @@ fn plan_remove(
             args.push(bdf.to_string());
             steps.push(Step::Xl(args));
             // xl rebinds only from its own record; ours fills the gap.
-            if req.rebind && libxl_driver.is_none() {
-                steps.push(rebind_step(bdf, &original));
+            if req.rebind {
+                steps.push(Step::Rebind(bdf, original.clone()));
             }
         }
         Method::Sysfs => {
@@ -501,12 +520,16 @@ fn plan_hide(
             .find(|d| d.bdf == *b)
             .map(|d| d.driver_after.as_deref() == Some(PCIBACK))
     };
-    let reboot = req.persistent.then(|| {
-        devices
-            .iter()
-            .any(|d| running(&d.bdf) != Some(hide.contains(&d.bdf)))
-            || hide.devices.iter().any(|b| running(b) == Some(false))
-    });
+    // Devices of the list this run does not touch count too: one hidden at
+    // boot but bound to a dom0 driver now differs until the next boot.
+    let mut differs = devices
+        .iter()
+        .any(|d| running(&d.bdf) != Some(hide.contains(&d.bdf)));
+    for b in hide.devices.iter().filter(|b| running(b).is_none()) {
+        let driver = host.pci_device(b)?.and_then(|p| p.driver);
+        differs |= driver.as_deref() != Some(PCIBACK);
+    }
+    let reboot = req.persistent.then_some(differs);
     Ok(((hide != before).then_some(hide), reboot))
 }
 

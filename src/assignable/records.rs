@@ -18,7 +18,35 @@ use crate::host::{Host, HostError, ManagedFile};
 /// The original driver of each device this project moved to pciback.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DriverRecord {
-    drivers: BTreeMap<Bdf, String>,
+    drivers: BTreeMap<Bdf, Entry>,
+}
+
+/// One device's record: its driver, and whether it went to pciback through
+/// sysfs (then Xen never quarantined it, and `xl pci-assignable-remove`
+/// would refuse to give it back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    /// The first format: the driver alone.
+    Driver(String),
+    /// The driver and the path taken.
+    Full {
+        driver: String,
+        #[serde(default)]
+        sysfs: bool,
+    },
+}
+
+impl Entry {
+    fn driver(&self) -> &str {
+        match self {
+            Entry::Driver(d) | Entry::Full { driver: d, .. } => d,
+        }
+    }
+
+    fn sysfs(&self) -> bool {
+        matches!(self, Entry::Full { sysfs: true, .. })
+    }
 }
 
 impl DriverRecord {
@@ -39,15 +67,32 @@ impl DriverRecord {
 
     /// The recorded driver of `bdf`.
     pub fn get(&self, bdf: &Bdf) -> Option<&str> {
-        self.drivers.get(bdf).map(String::as_str)
+        self.drivers.get(bdf).map(Entry::driver)
     }
 
-    /// Records `driver` for `bdf` and writes the file at once.
-    pub fn set(&mut self, host: &mut dyn Host, bdf: Bdf, driver: &str) -> Result<(), HostError> {
-        if self.get(&bdf) == Some(driver) {
+    /// Whether `bdf` went to pciback through sysfs (so it is not
+    /// quarantined and xl cannot release it).
+    pub fn via_sysfs(&self, bdf: &Bdf) -> bool {
+        self.drivers.get(bdf).is_some_and(Entry::sysfs)
+    }
+
+    /// Records `driver` for `bdf` (and whether sysfs was the path) and
+    /// writes the file at once.
+    pub fn set(
+        &mut self,
+        host: &mut dyn Host,
+        bdf: Bdf,
+        driver: &str,
+        sysfs: bool,
+    ) -> Result<(), HostError> {
+        let entry = Entry::Full {
+            driver: driver.to_string(),
+            sysfs,
+        };
+        if self.drivers.get(&bdf) == Some(&entry) {
             return Ok(());
         }
-        self.drivers.insert(bdf, driver.to_string());
+        self.drivers.insert(bdf, entry);
         self.save(host)
     }
 
