@@ -239,9 +239,6 @@ fn request(args: Args) -> Result<AssignRequest, Failure> {
         let p = BdfPattern::parse(text).map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
         devices.push(p);
     }
-    if devices.is_empty() {
-        return Err(Failure::msg("devices: give at least one device"));
-    }
     if let Some(n) = &args.name {
         assignable::check_name(n)?;
     }

@@ -90,7 +90,7 @@ impl Module for PciAttach {
     type Facts = Facts;
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
-        let req = request(&args)?;
+        let req = request(&args, mode)?;
         let mut host = host::open().map_err(AttachError::from)?;
         if !mode.check {
             host.lock_for_changes().map_err(AttachError::from)?;
@@ -171,7 +171,7 @@ impl Module for PciAttach {
 }
 
 /// The checked request: domain and specs checked before the host is read.
-fn request(args: &Args) -> Result<AttachRequest, Failure> {
+fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     attach::check_domain(&args.domain)?;
     let mut devices: Vec<PciSpec> = Vec::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
@@ -186,14 +186,12 @@ fn request(args: &Args) -> Result<AttachRequest, Failure> {
         }
         devices.push(spec);
     }
-    if devices.is_empty() {
-        return Err(Failure::msg("devices: give at least one device"));
-    }
     Ok(AttachRequest {
         domain: args.domain.clone(),
         devices,
         state: args.state,
         force: args.force,
+        check: mode.check,
     })
 }
 

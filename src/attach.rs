@@ -55,6 +55,8 @@ pub struct AttachRequest {
     pub state: AttachState,
     /// Detach with `-f` (libxl's destroy: no guest cooperation).
     pub force: bool,
+    /// Check mode: a device not assignable yet is a warning, not a failure.
+    pub check: bool,
 }
 
 /// The plan: the guest, what it holds, and the xl commands to run.
@@ -93,7 +95,7 @@ pub enum AttachError {
         why: String,
     },
     /// xl failed.
-    #[error("`{}` failed with rc {}: {}{}", .out.command_line(), .out.rc, .out.stderr.trim(), hint(&.out.stderr))]
+    #[error("`{}` failed with rc {}: {}{}", .out.command_line(), .out.rc, .out.error_line(), hint(&.out.stderr))]
     Xl {
         /// What xl did.
         out: Box<CommandOutput>,
@@ -207,10 +209,19 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
             }
             AttachState::Present => {
                 for b in &bdfs {
-                    if spec.seize == Some(true) {
-                        check_seizable(host, b)?;
+                    let ready = if spec.seize == Some(true) {
+                        check_seizable(host, b)
                     } else {
-                        check_assignable(host, b)?;
+                        check_assignable(host, b)
+                    };
+                    match ready {
+                        // In check mode an earlier task of the same play may
+                        // only have planned to make the device assignable (or
+                        // to detach it elsewhere): say so, and plan on.
+                        Err(AttachError::NotAssignable { bdf, why }) if req.check => warnings.push(format!(
+                            "{bdf} is not assignable yet ({why}); the attach will fail unless an earlier task makes it so"
+                        )),
+                        other => other?,
                     }
                 }
                 commands.push(vec!["pci-attach".into(), dom, spec.to_string()]);

@@ -52,7 +52,7 @@ pub fn sidecar(name: &str, args: &Value, result: &Value, examples: &str) -> Stri
         "short_description": short,
         "description": paragraphs(&long),
         "version_added": "0.1.0",
-        "author": ["xenpci developers"],
+        "author": ["xenpci developers (!UNKNOWN)"],
         "options": options,
         "attributes": {
             "check_mode": {"support": "full", "description": "Computes the full plan and changes nothing."},
@@ -81,6 +81,12 @@ pub fn sidecar(name: &str, args: &Value, result: &Value, examples: &str) -> Stri
         o.insert("type".into(), json!(ansible_type(result, p).0));
         ret.insert(key.clone(), Value::Object(o));
     }
+    for (key, what, ty) in FAILURE_KEYS {
+        ret.insert(
+            key.into(),
+            json!({"description": [what], "returned": "when a command failed", "type": ty}),
+        );
+    }
     let mut out =
         String::from("# Generated from the module's Rust types by xenpci; do not edit.\n");
     out.push_str("DOCUMENTATION:\n");
@@ -95,6 +101,15 @@ pub fn sidecar(name: &str, args: &Value, result: &Value, examples: &str) -> Stri
     yaml(&Value::Object(ret), 1, &mut out);
     out
 }
+
+/// The keys a failed result adds when a command failed (see
+/// `protocol::Failure`).
+const FAILURE_KEYS: [(&str, &str, &str); 4] = [
+    ("cmd", "The command that failed, as a shell would quote it.", "str"),
+    ("rc", "Its exit code.", "int"),
+    ("stdout", "Its standard output.", "str"),
+    ("stderr", "Its standard error.", "str"),
+];
 
 fn props(schema: &Value) -> Vec<(&String, &Value)> {
     let mut v: Vec<(&String, &Value)> = schema

@@ -118,6 +118,7 @@ pub struct Report<T> {
     pub diff: Option<Vec<Diff>>,
     /// Things a person should know: legal but suspicious input, for instance.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(default)]
     pub warnings: Vec<String>,
     /// The module's own keys.
     #[serde(flatten)]
@@ -280,6 +281,10 @@ fn read_input(input: &Input) -> Result<Map<String, Value>, Failure> {
                 })?;
             if buf.len() as u64 > MAX_ARGS_BYTES {
                 return Err(Failure::msg("arguments larger than 64 MiB"));
+            }
+            // Nothing on stdin: no arguments (`pci_info < /dev/null`).
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Map::new());
             }
             buf
         }

@@ -400,6 +400,7 @@ fn real_side_attach_spec_is_one_argument() {
             devices: vec![PciSpec::parse_xl(&spec).expect("xl's grammar takes it")],
             state: AttachState::Present,
             force: false,
+            check: false,
         };
         let plan = attach::plan(&mut host, &req).expect("plan");
         attach::apply(&mut host, &plan).expect("apply");

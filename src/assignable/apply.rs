@@ -167,7 +167,7 @@ fn run_xl(host: &mut dyn Host, args: &[String], done: &mut Applied) -> Result<()
         "`xl {}` failed with rc {}: {}{hint}",
         args.join(" "),
         out.rc,
-        out.stderr.trim()
+        out.error_line()
     );
     Err((AssignError::Invalid(what), Some(Box::new(out))))
 }

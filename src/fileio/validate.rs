@@ -26,6 +26,24 @@ pub struct CommandOutput {
 }
 
 impl CommandOutput {
+    /// The line of stderr that says what went wrong: the first one with
+    /// "error" in it (libxl logs the cause first, then each caller's
+    /// complaint), else the last non-empty line.
+    pub fn error_line(&self) -> &str {
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines
+            .iter()
+            .find(|l| l.contains("error"))
+            .or(lines.last())
+            .copied()
+            .unwrap_or("")
+    }
+
     /// The command as one shell-quoted line, for messages.
     pub fn command_line(&self) -> String {
         command_line(&self.argv)
