@@ -105,7 +105,11 @@ pub fn sidecar(name: &str, args: &Value, result: &Value, examples: &str) -> Stri
 /// The keys a failed result adds when a command failed (see
 /// `protocol::Failure`).
 const FAILURE_KEYS: [(&str, &str, &str); 4] = [
-    ("cmd", "The command that failed, as a shell would quote it.", "str"),
+    (
+        "cmd",
+        "The command that failed, as a shell would quote it.",
+        "str",
+    ),
     ("rc", "Its exit code.", "int"),
     ("stdout", "Its standard output.", "str"),
     ("stderr", "Its standard error.", "str"),
