@@ -133,21 +133,7 @@ impl Module for PciAssignable {
                 .collect();
             (steps.chain(hide).collect(), after)
         } else {
-            let done = match assignable::apply(host.as_mut(), &plan) {
-                Ok(done) => done,
-                Err(e) => {
-                    // What was done before the failure (and any rollback)
-                    // stays done: save it, then fail.
-                    let mut failure: Failure = e.into();
-                    if let Err(e) = host.commit() {
-                        failure
-                            .msg
-                            .push_str(&format!("; and saving the host failed: {e}"));
-                    }
-                    return Err(failure);
-                }
-            };
-            host.commit().map_err(assignable::AssignError::from)?;
+            let done = host::apply_and_commit(host.as_mut(), |h| assignable::apply(h, &plan))?;
             warnings.extend(done.warnings);
             (done.actions, done.drivers_after)
         };

@@ -117,21 +117,7 @@ impl Module for PciAttach {
         let (commands, after) = if mode.check || plan.commands.is_empty() {
             (planned, plan.before.clone())
         } else {
-            let done = match attach::apply(host.as_mut(), &plan) {
-                Ok(done) => done,
-                Err(e) => {
-                    // What was done before the failure (and any rollback)
-                    // stays done: save it, then fail.
-                    let mut failure: Failure = e.into();
-                    if let Err(e) = host.commit() {
-                        failure
-                            .msg
-                            .push_str(&format!("; and saving the host failed: {e}"));
-                    }
-                    return Err(failure);
-                }
-            };
-            host.commit().map_err(AttachError::from)?;
+            let done = host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan))?;
             let after = attach::guest_devices(host.as_mut(), &plan.domain)?;
             (done, after)
         };

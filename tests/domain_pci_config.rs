@@ -19,13 +19,7 @@ fn scenarios() {
     insta::glob!("domain_pci_config/*/args.json", |path| {
         let sc = Scenario::load(path);
         let value = check_apply_reapply(BIN, &sc, &MAY_DIFFER, &[]);
-        let mut settings = insta::Settings::clone_current();
-        settings.remove_snapshot_suffix();
-        if let Some(about) = &sc.about {
-            settings.set_description(about.clone());
-        }
-        settings.set_omit_expression(true);
-        settings.bind(|| insta::assert_json_snapshot!(sc.name.as_str(), value));
+        assert_scenario_snapshot!(sc, value);
     });
 }
 

@@ -9,9 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::util::{
-    check_apply_reapply_on_host, each_scenario, run_on_shipped, scenario_may_differ, Scenario,
-};
+use crate::util::{each_scenario, host_scenario, run_on_shipped};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pci_assignable");
 
@@ -20,17 +18,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_pci_assignable");
 const MAY_DIFFER: [&str; 1] = ["assignable"];
 
 fn snapshot(path: &std::path::Path) {
-    let sc = Scenario::load(path);
-    let may_differ = scenario_may_differ(&sc, &MAY_DIFFER);
-    let may_differ: Vec<&str> = may_differ.iter().map(String::as_str).collect();
-    let value = check_apply_reapply_on_host(BIN, &sc, &may_differ);
-    let mut settings = insta::Settings::clone_current();
-    settings.remove_snapshot_suffix();
-    if let Some(about) = &sc.about {
-        settings.set_description(about.clone());
-    }
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_json_snapshot!(sc.name.as_str(), value));
+    let (sc, value) = host_scenario(BIN, path, &MAY_DIFFER);
+    assert_scenario_snapshot!(sc, value);
 }
 
 #[test]

@@ -37,13 +37,7 @@ fn snapshot(path: &std::path::Path) {
             sc.name
         );
     }
-    let mut settings = insta::Settings::clone_current();
-    settings.remove_snapshot_suffix();
-    if let Some(about) = &sc.about {
-        settings.set_description(about.clone());
-    }
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_json_snapshot!(sc.name.as_str(), value));
+    assert_scenario_snapshot!(sc, value);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The one test binary: each module below is a theme.
 
+#[macro_use]
 mod util;
 
 mod ansible_doc;

@@ -931,6 +931,17 @@ impl Scenario {
 /// where `host_changes` is [`json_changes`] of the host's state before the
 /// runs and after them, and `files_after` the scenario's other files (a
 /// domain config, say).
+/// A host scenario's snapshot value: the scenario at `path` run three ways
+/// on its simulated dom0 ([`check_apply_reapply_on_host`]), with the
+/// default `may_differ` keys plus the scenario's own `may-differ.txt`.
+pub fn host_scenario(bin: &str, path: &Path, may_differ: &[&str]) -> (Scenario, Value) {
+    let sc = Scenario::load(path);
+    let keys = scenario_may_differ(&sc, may_differ);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let value = check_apply_reapply_on_host(bin, &sc, &keys);
+    (sc, value)
+}
+
 pub fn check_apply_reapply_on_host(bin: &str, sc: &Scenario, may_differ: &[&str]) -> Value {
     let host = sc.sim_host();
     let before = sim_host_state(&host);
@@ -1010,4 +1021,20 @@ pub fn scenario_may_differ(sc: &Scenario, may_differ: &[&str]) -> Vec<String> {
         );
     }
     out
+}
+
+/// Snapshots `$value` under the scenario's name, with its `about.txt` as
+/// the description. A macro, so that insta names the file after the
+/// calling test module.
+macro_rules! assert_scenario_snapshot {
+    ($sc:expr, $value:expr) => {{
+        let sc = &$sc;
+        let mut settings = insta::Settings::clone_current();
+        settings.remove_snapshot_suffix();
+        if let Some(about) = &sc.about {
+            settings.set_description(about.clone());
+        }
+        settings.set_omit_expression(true);
+        settings.bind(|| insta::assert_json_snapshot!(sc.name.as_str(), $value));
+    }};
 }

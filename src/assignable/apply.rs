@@ -36,6 +36,12 @@ pub struct ApplyFailure {
     pub command: Option<Box<CommandOutput>>,
 }
 
+impl From<HostError> for Box<ApplyFailure> {
+    fn from(e: HostError) -> Self {
+        fail(e.into(), &[], None)
+    }
+}
+
 impl fmt::Display for ApplyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.error.fmt(f)

@@ -235,6 +235,20 @@ pub trait Host {
     }
 }
 
+/// Runs `apply` on `host`, then makes what it did durable, whether it
+/// succeeded or not: a failed run keeps what it did before failing (its
+/// records, a rollback), on a simulated dom0 as on a real one.
+pub fn apply_and_commit<T, E: From<HostError>>(
+    host: &mut dyn Host,
+    apply: impl FnOnce(&mut dyn Host) -> Result<T, E>,
+) -> Result<T, E> {
+    let result = apply(host);
+    let saved = host.commit();
+    let done = result?;
+    saved?;
+    Ok(done)
+}
+
 /// The host the modules act on: the simulated one named by `XENPCI_HOST`
 /// (locked until dropped, so a run's read-plan-apply is atomic), else the
 /// real dom0.
