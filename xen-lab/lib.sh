@@ -22,7 +22,8 @@ need_root() {
 # ssh to the running dom0 through one master connection.
 lab_ssh_opts() {
     local port key
-    [ -f "$LAB_RUN/port" ] || die "no lab VM is running (xen-lab/boot starts one)"
+    { [ -f "$LAB_RUN/port" ] && lab_qemu_pid >/dev/null; } ||
+        die "no lab VM is running (xen-lab/boot starts one)"
     port="$(cat "$LAB_RUN/port")"
     key="$(cat "$LAB_RUN/key")"
     SSH_OPTS=(-T -p "$port" -i "$key"
