@@ -60,6 +60,22 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
         if let Err((error, command)) = run_device(host, d, &mut record, &mut done) {
             let rolled = restore(host, d.bdf, d.original.as_deref(), &mut done.actions);
             let error = match rolled {
+                // Back on its own driver: our note of that driver is stale.
+                Ok(())
+                    if d.original.as_deref() != Some(PCIBACK) && record.get(&d.bdf).is_some() =>
+                {
+                    match record.forget(host, &d.bdf) {
+                        Ok(()) => {
+                            done.actions
+                                .push(format!("rollback: {}", Step::ForgetDriver(d.bdf)));
+                            error
+                        }
+                        Err(e) => AssignError::Invalid(format!(
+                            "{error}; forgetting {} failed too: {e}",
+                            d.bdf
+                        )),
+                    }
+                }
                 Ok(()) => error,
                 Err(e) => AssignError::Invalid(format!(
                     "{error}; putting {} back on {} failed too: {e}",
