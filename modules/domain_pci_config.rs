@@ -29,7 +29,7 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// is followed and its target edited. Check mode and diff mode are
 /// supported.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct Args {
+pub(crate) struct Args {
     /// Path of the domain config file, e.g. `/etc/xen/vm1.cfg`.
     path: PathBuf,
     /// The devices: PCI_SPEC_STRINGs as in xl.cfg(5) (`07:00.0`,
@@ -75,7 +75,7 @@ struct Args {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-struct Facts {
+pub(crate) struct Facts {
     /// The file edited (a symlink's target when `path` is a symlink).
     path: String,
     /// The pci list after the run, each entry in canonical form.
@@ -85,10 +85,14 @@ struct Facts {
     backup_file: Option<String>,
 }
 
-struct DomainPciConfig;
+// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
+// to generate `schemas/` from the types.
+pub(crate) struct DomainPciConfig;
 
 impl Module for DomainPciConfig {
     const NAME: &'static str = "domain_pci_config";
+    const ARGS_SCHEMA: &'static str = include_str!("../schemas/domain_pci_config.args.json");
+    const RESULT_SCHEMA: &'static str = include_str!("../schemas/domain_pci_config.result.json");
     const ALIASES: &'static [(&'static str, &'static str)] = &[("dest", "path")];
     type Args = Args;
     type Facts = Facts;

@@ -30,7 +30,7 @@ use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
 /// the boot-time hide file). `XENPCI_HOST=FILE` runs it against a simulated
 /// dom0 instead of this host.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct Args {
+pub(crate) struct Args {
     /// The devices, `[DDDD:]BB:DD.F`; `BB:DD.*` means every function the
     /// device has. A single string is one device.
     devices: OneOrMany<String>,
@@ -81,7 +81,7 @@ struct DeviceResult {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-struct Facts {
+pub(crate) struct Facts {
     /// Per device, in BDF order.
     devices: Vec<DeviceResult>,
     /// The assignable devices after the run, as `xl pci-assignable-list -n`
@@ -95,10 +95,14 @@ struct Facts {
     reboot_required: Option<bool>,
 }
 
-struct PciAssignable;
+// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
+// to generate `schemas/` from the types.
+pub(crate) struct PciAssignable;
 
 impl Module for PciAssignable {
     const NAME: &'static str = "pci_assignable";
+    const ARGS_SCHEMA: &'static str = include_str!("../schemas/pci_assignable.args.json");
+    const RESULT_SCHEMA: &'static str = include_str!("../schemas/pci_assignable.result.json");
     const ALIASES: &'static [(&'static str, &'static str)] = &[("bdf", "devices")];
     type Args = Args;
     type Facts = Facts;

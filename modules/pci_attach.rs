@@ -26,7 +26,7 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// re-attached. Check mode and diff mode (of `config`) are supported;
 /// `XENPCI_HOST=FILE` runs against a simulated dom0.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct Args {
+pub(crate) struct Args {
     /// The guest: its name or its domid.
     domain: String,
     /// The devices: PCI_SPEC_STRINGs as in xl.cfg(5) (`07:00.0`,
@@ -66,7 +66,7 @@ struct ConfigResult {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-struct Facts {
+pub(crate) struct Facts {
     /// The guest's name.
     domain: String,
     /// The guest's domid.
@@ -82,10 +82,14 @@ struct Facts {
     config: Option<ConfigResult>,
 }
 
-struct PciAttach;
+// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
+// to generate `schemas/` from the types.
+pub(crate) struct PciAttach;
 
 impl Module for PciAttach {
     const NAME: &'static str = "pci_attach";
+    const ARGS_SCHEMA: &'static str = include_str!("../schemas/pci_attach.args.json");
+    const RESULT_SCHEMA: &'static str = include_str!("../schemas/pci_attach.result.json");
     type Args = Args;
     type Facts = Facts;
 

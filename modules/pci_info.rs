@@ -21,7 +21,7 @@ use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
 /// guest's write to a read-only config-space field get a hint to set
 /// `permissive`. Changes nothing; `XENPCI_HOST=FILE` reads a simulated dom0.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct Args {
+pub(crate) struct Args {
     /// Only these devices (`[DDDD:]BB:DD.F`, `BB:DD.*`); all when empty.
     #[serde(default)]
     devices: OneOrMany<String>,
@@ -71,7 +71,7 @@ struct XenPci {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-struct Facts {
+pub(crate) struct Facts {
     /// Ansible facts: `xen_pci`.
     ansible_facts: AnsibleFacts,
 }
@@ -83,10 +83,14 @@ struct AnsibleFacts {
     xen_pci: XenPci,
 }
 
-struct PciInfo;
+// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
+// to generate `schemas/` from the types.
+pub(crate) struct PciInfo;
 
 impl Module for PciInfo {
     const NAME: &'static str = "pci_info";
+    const ARGS_SCHEMA: &'static str = include_str!("../schemas/pci_info.args.json");
+    const RESULT_SCHEMA: &'static str = include_str!("../schemas/pci_info.result.json");
     type Args = Args;
     type Facts = Facts;
 

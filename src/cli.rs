@@ -9,7 +9,7 @@ use std::path::Path;
 use clap::{Arg, ArgAction, Command};
 use serde_json::Value;
 
-use crate::protocol::{args_schema, Input, Mode, Module};
+use crate::protocol::{schema_value, Input, Mode, Module};
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ fn input_of(words: &[String]) -> Result<Input, Exit> {
 }
 
 fn command<M: Module>() -> Command {
-    let schema = args_schema::<M>();
+    let schema = schema_value(M::ARGS_SCHEMA);
     let (about, description) = crate::protocol::module_doc(&schema);
     Command::new(M::NAME)
         .version(env!("CARGO_PKG_VERSION"))
