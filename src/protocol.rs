@@ -169,28 +169,53 @@ impl Failure {
 
 /// The entry point of every module binary.
 pub fn main<M: Module>() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
+    main_of::<M>(std::env::args_os())
+}
+
+fn main_of<M: Module>(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    // A panic is a bug; the result says so instead of a trace on stderr. The
+    // hook prints it and exits at once, so it works alike whether panics
+    // unwind (tests) or abort (release builds: `panic = "abort"`).
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown panic");
+        print_result(&failure_json(&Failure::msg(internal_error(what))));
+        std::process::exit(1);
+    }));
+    let argv: Result<Vec<String>, _> = args.map(|a| a.into_string()).collect();
+    let Ok(argv) = argv else {
+        return print_result(&failure_json(&Failure::msg(
+            "the command-line arguments must be UTF-8",
+        )));
+    };
     // A big stack: xl's grammar nests lists up to bison's depth limit (about
     // 5,000 levels), and the reader recurses once per level.
     let worker = std::thread::Builder::new()
         .stack_size(256 << 20)
-        .spawn(move || guard(|| run::<M>(&argv)));
+        .spawn(move || run::<M>(&argv));
     let result = match worker {
+        // The panic hook has exited before a join could fail.
         Ok(handle) => handle
             .join()
-            .unwrap_or_else(|_| Err("internal error: worker thread died".into())),
+            .map_err(|_| "internal error: worker thread died".to_string()),
         Err(e) => Err(format!("internal error: cannot start a thread: {e}")),
     };
-    let (text, failed) = match result {
-        Ok(Printed::Text(t)) => return print_text(&t),
-        Ok(Printed::Schema(v)) => return print_text(&format!("{v}\n")),
-        Ok(Printed::Json(v)) => {
-            let failed = v.get("failed").and_then(Value::as_bool).unwrap_or(true);
-            (v, failed)
-        }
-        Err(msg) => (failure_json(&Failure::msg(msg)), true),
-    };
-    let line = serde_json::to_string(&text).unwrap_or_else(|_| {
+    match result {
+        Ok(Printed::Text(t)) => print_text(&t),
+        Ok(Printed::Schema(v)) => print_text(&format!("{v}\n")),
+        Ok(Printed::Json(v)) => print_result(&v),
+        Err(msg) => print_result(&failure_json(&Failure::msg(msg))),
+    }
+}
+
+/// Prints a result object on one line; the exit code follows `failed`.
+fn print_result(v: &Value) -> ExitCode {
+    let failed = v.get("failed").and_then(Value::as_bool).unwrap_or(true);
+    let line = serde_json::to_string(v).unwrap_or_else(|_| {
         r#"{"changed":false,"failed":true,"msg":"internal error: result not serializable"}"#.into()
     });
     let mut out = std::io::stdout().lock();
@@ -218,22 +243,9 @@ fn print_text(t: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs `f`, turning a panic into an error message instead of a trace.
-fn guard<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
-    // The default hook would print a trace on stderr: the message goes into
-    // the result instead.
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(f);
-    std::panic::set_hook(previous);
-    result.map_err(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        format!("internal error (a bug in xenpci, please report it): {what}")
-    })
+/// The message of a panic: a bug.
+fn internal_error(what: &str) -> String {
+    format!("internal error (a bug in xenpci, please report it): {what}")
 }
 
 fn run<M: Module>(argv: &[String]) -> Printed {
@@ -577,18 +589,58 @@ mod tests {
         assert_eq!(schema_value(DEMO_ARGS_SCHEMA), args_schema::<Demo>());
     }
 
+    /// Demo, whose run panics.
+    struct Boom;
+
+    impl Module for Boom {
+        const NAME: &'static str = "boom";
+        const ARGS_SCHEMA: &'static str = DEMO_ARGS_SCHEMA;
+        const RESULT_SCHEMA: &'static str = "{}";
+        type Args = DemoArgs;
+        type Facts = ();
+        fn run(_: DemoArgs, _: &Mode) -> Result<Outcome<()>, Failure> {
+            panic!("boom")
+        }
+    }
+
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
     }
 
+    /// A run that panics prints the failure result and exits 1: this test
+    /// runs itself again as a child that installs the hook and panics.
     #[test]
-    fn a_panic_becomes_a_message() {
-        let r: Result<(), String> = guard(|| panic!("boom"));
-        let msg = r.unwrap_err();
-        assert!(
-            msg.starts_with("internal error") && msg.contains("boom"),
-            "{msg}"
+    fn a_panic_becomes_a_failure_result() {
+        const CHILD: &str = "XENPCI_PANIC_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            main_of::<Boom>(["demo", "path=x"].into_iter().map(Into::into));
+            return;
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "protocol::tests::a_panic_becomes_a_failure_result",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("test binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // The object follows the harness's "test ... " on its line.
+        let line = stdout
+            .lines()
+            .find_map(|l| l.find('{').map(|i| &l[i..]))
+            .unwrap_or("");
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(
+            v,
+            json!({"changed": false, "failed": true, "actions": [],
+                   "msg": "internal error (a bug in xenpci, please report it): boom"})
         );
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
     }
 
     #[test]
