@@ -39,7 +39,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -424,15 +424,66 @@ fn parse_args<M: Module>(mut obj: Map<String, Value>) -> Result<M::Args, Failure
             missing.join(", ")
         )));
     }
-    serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if path == "." {
-            Failure::msg(inner)
-        } else {
-            Failure::msg(format!("argument '{path}': {inner}"))
-        }
-    })
+    <M::Args as serde::Deserialize>::deserialize(ArgsObject(obj))
+        .map_err(|e| Failure::msg(e.to_string()))
+}
+
+/// The arguments object as a deserializer that names the argument at fault:
+/// `argument 'KEY': ...`. Only the top level is tracked: every argument
+/// type below it reads its value through a `Value` (see [`OneOrMany`]), and
+/// says itself where in the value the fault is.
+///
+/// [`OneOrMany`]: crate::args::OneOrMany
+struct ArgsObject(Map<String, Value>);
+
+impl<'de> serde::Deserializer<'de> for ArgsObject {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(ArgsEntries {
+            entries: self.0.into_iter(),
+            value: None,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct ArgsEntries {
+    entries: serde_json::map::IntoIter,
+    value: Option<(String, Value)>,
+}
+
+impl<'de> MapAccess<'de> for ArgsEntries {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        let k = seed.deserialize(key.as_str().into_deserializer())?;
+        self.value = Some((key, value));
+        Ok(Some(k))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let (key, value) = self
+            .value
+            .take()
+            .ok_or_else(|| de::Error::custom("a value without a key"))?;
+        seed.deserialize(value)
+            .map_err(|e| de::Error::custom(format!("argument '{key}': {e}")))
+    }
 }
 
 /// The argument names, sorted, from an arguments schema (the one source
