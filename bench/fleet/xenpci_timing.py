@@ -1,7 +1,10 @@
-# bench/fleet/xenpci_timing.py: an Ansible callback for bench/run that
-# records how long each task took over all hosts (start of the task to the
-# start of the next task or the end of the play) and, at the end, writes
-# {task name: seconds} as JSON to $XENPCI_BENCH_TIMES.
+# bench/fleet/xenpci_timing.py: an Ansible callback for bench/run. For each
+# task it records when it started and ended on the controller (epoch
+# seconds: from its start to the start of the next task or the end of the
+# play) and on how many hosts it was ok and changed; failures and
+# unreachable hosts are collected. At the end it writes
+# {"tasks": [{name, start, end, ok, changed}], "failures": [...]} as JSON to
+# $XENPCI_BENCH_TIMES.
 import json
 import os
 import time
@@ -17,22 +20,27 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super().__init__()
-        self.times = {}
+        self.tasks = []
         self.current = None
         self.failures = []
 
     def _close(self):
         if self.current:
-            name, t0 = self.current
-            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+            self.current["end"] = time.time()
+            self.tasks.append(self.current)
             self.current = None
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._close()
-        self.current = (task.get_name(), time.perf_counter())
+        self.current = {"name": task.get_name(), "start": time.time(), "ok": 0, "changed": 0}
 
     def v2_playbook_on_play_start(self, play):
         self._close()
+
+    def v2_runner_on_ok(self, result):
+        if self.current:
+            self.current["ok"] += 1
+            self.current["changed"] += bool(result._result.get("changed"))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self.failures.append(f"{result._host}: {result._task.get_name()}: {result._result.get('msg', '')}")
@@ -43,4 +51,4 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         self._close()
         with open(os.environ["XENPCI_BENCH_TIMES"], "w") as f:
-            json.dump({"tasks": self.times, "failures": self.failures}, f)
+            json.dump({"tasks": self.tasks, "failures": self.failures}, f)
