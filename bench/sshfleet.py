@@ -33,6 +33,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def descendants(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    return children + [d for c in children for d in descendants(c)]
+
+
 class Fleet:
     """An sshd of our own listening on 127.0.0.2..N+1 and one inventory
     host per address, each with its own simulated dom0 and configs. Use as
@@ -80,6 +89,14 @@ class Fleet:
                         f"- import_playbook: {FLEET}/{other}.yml\n")
 
     def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def start(self):
         d = self.dir
         # sshd listens on at most 16 addresses: one sshd per 16.
         for k in range(0, self.n, 16):
@@ -107,10 +124,8 @@ class Fleet:
                     break
                 except OSError:
                     if time.time() > deadline or any(s.poll() is not None for s in self.sshds):
-                        self.__exit__()
                         sys.exit(f"fleet: sshd does not answer on {a}:{self.port} (see {d}/sshd.log)")
                     time.sleep(0.1)
-        return self
 
     def __exit__(self, *exc):
         """Ends the SSH connections (ControlPersist masters, started by
@@ -118,24 +133,22 @@ class Fleet:
         for sock in glob.glob(f"{self.dir}/cp/*"):
             subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "xenpci-bench"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
-        for s in self.sshds:
-            children = []
+        pids = [p for s in self.sshds for p in [s.pid] + descendants(s.pid)]
+        for pid in pids:
             try:
-                with open(f"/proc/{s.pid}/task/{s.pid}/children") as f:
-                    children = [int(p) for p in f.read().split()]
-            except OSError:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
                 pass
-            for pid in [s.pid] + children:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for s in self.sshds:
             try:
                 s.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 s.kill()
                 s.wait()
+        deadline = time.time() + 10
+        for pid in pids:  # the sessions, reaped by init once their sshd is gone
+            while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+                time.sleep(0.05)
         self.sshds = []
 
     def reset(self):
