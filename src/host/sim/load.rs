@@ -6,7 +6,7 @@
 //! wrote reads back to the same state and an unchanged VF is not spelled
 //! out).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::snapshot::{default_matching, Faults, SimDevice, SimDom0Use, Snapshot, Sriov};
 use crate::bdf::Bdf;
@@ -104,9 +104,18 @@ impl Snapshot {
                 d.drivers_that_match = Some(default_matching(d.driver.as_ref()));
             }
         }
+        // Where each BDF is in `devices` (the first of a BDF listed twice,
+        // which `validate` refuses), generated VFs included as they join.
+        let mut at: HashMap<Bdf, usize> = HashMap::with_capacity(self.devices.len());
+        for (i, d) in self.devices.iter().enumerate() {
+            at.entry(d.bdf).or_insert(i);
+        }
         for vf in self.generated_vfs()? {
-            match self.dev(&vf.bdf) {
-                None => self.devices.push(vf),
+            match at.get(&vf.bdf).map(|&i| &self.devices[i]) {
+                None => {
+                    at.insert(vf.bdf, self.devices.len());
+                    self.devices.push(vf);
+                }
                 Some(listed) if listed.physfn == vf.physfn => {}
                 Some(listed) => {
                     return Err(format!(
@@ -138,8 +147,13 @@ impl Snapshot {
     fn compact(&self) -> Snapshot {
         let mut out = self.clone();
         // A failure here was refused when the snapshot was read.
-        let generated = self.generated_vfs().unwrap_or_default();
-        out.devices.retain(|d| !generated.contains(d));
+        let generated: HashMap<Bdf, SimDevice> = self
+            .generated_vfs()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|vf| (vf.bdf, vf))
+            .collect();
+        out.devices.retain(|d| generated.get(&d.bdf) != Some(d));
         for d in &mut out.devices {
             if d.drivers_that_match.as_deref() == Some(&default_matching(d.driver.as_ref())[..]) {
                 d.drivers_that_match = None;

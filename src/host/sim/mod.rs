@@ -124,7 +124,7 @@ impl SimHost {
         &self.state
     }
 
-    fn to_pci_device(&self, d: &snapshot::SimDevice) -> PciDevice {
+    fn to_pci_device(&self, d: &snapshot::SimDevice, virtfns: Vec<Bdf>) -> PciDevice {
         PciDevice {
             bdf: d.bdf,
             vendor: d.vendor.0,
@@ -135,7 +135,7 @@ impl SimHost {
             boot_vga: d.boot_vga,
             iommu_group: d.iommu_group,
             physfn: d.physfn,
-            virtfns: self.state.virtfns(&d.bdf),
+            virtfns,
         }
     }
 
@@ -154,16 +154,20 @@ fn write_error(bdf: &Bdf, path: String, e: SysfsError) -> HostError {
 
 impl Host for SimHost {
     fn pci_devices(&self) -> Result<Vec<PciDevice>, HostError> {
+        let mut virtfns = self.state.all_virtfns();
         Ok(self
             .state
             .devices
             .iter()
-            .map(|d| self.to_pci_device(d))
+            .map(|d| self.to_pci_device(d, virtfns.remove(&d.bdf).unwrap_or_default()))
             .collect())
     }
 
     fn pci_device(&self, bdf: &Bdf) -> Result<Option<PciDevice>, HostError> {
-        Ok(self.state.dev(bdf).map(|d| self.to_pci_device(d)))
+        Ok(self
+            .state
+            .dev(bdf)
+            .map(|d| self.to_pci_device(d, self.state.virtfns(bdf))))
     }
 
     fn driver_loaded(&self, driver: &str) -> Result<bool, HostError> {

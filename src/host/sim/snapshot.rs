@@ -2,7 +2,7 @@
 //! JSON object, documented field by field here) and the look-ups the rest of
 //! the simulator shares. Reading and writing the file is in `load.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use nix::errno::Errno;
@@ -547,14 +547,25 @@ pub(super) fn default_matching(driver: Option<&String>) -> Vec<String> {
 }
 
 impl Snapshot {
+    /// The position of the device at `bdf` in `devices`. `expand` sorts
+    /// them by BDF and the simulator only ever removes devices, so a binary
+    /// search finds it; a miss falls back to a scan, so that a list not in
+    /// order (built by hand) is still searched right.
+    fn position(&self, bdf: &Bdf) -> Option<usize> {
+        match self.devices.binary_search_by(|d| d.bdf.cmp(bdf)) {
+            Ok(i) => Some(i),
+            Err(_) => self.devices.iter().position(|d| d.bdf == *bdf),
+        }
+    }
+
     /// The device at `bdf`.
     pub fn dev(&self, bdf: &Bdf) -> Option<&SimDevice> {
-        self.devices.iter().find(|d| d.bdf == *bdf)
+        self.position(bdf).map(|i| &self.devices[i])
     }
 
     /// The device at `bdf`, to change.
     pub fn dev_mut(&mut self, bdf: &Bdf) -> Option<&mut SimDevice> {
-        self.devices.iter_mut().find(|d| d.bdf == *bdf)
+        self.position(bdf).map(|i| &mut self.devices[i])
     }
 
     /// The bridges above `bdf`, nearest first (stops on a loop).
@@ -583,11 +594,27 @@ impl Snapshot {
 
     /// The VFs of `pf`, sorted.
     pub fn virtfns(&self, pf: &Bdf) -> Vec<Bdf> {
+        // A VF has none: `validate` refuses a physfn that is itself a VF.
+        if self.dev(pf).is_some_and(|d| d.physfn.is_some()) {
+            return Vec::new();
+        }
         self.devices
             .iter()
             .filter(|d| d.physfn.as_ref() == Some(pf))
             .map(|d| d.bdf)
             .collect()
+    }
+
+    /// The VFs of every physical function that has any, each list sorted:
+    /// [`Snapshot::virtfns`] of all devices in one pass.
+    pub fn all_virtfns(&self) -> HashMap<Bdf, Vec<Bdf>> {
+        let mut out: HashMap<Bdf, Vec<Bdf>> = HashMap::new();
+        for d in &self.devices {
+            if let Some(pf) = d.physfn {
+                out.entry(pf).or_default().push(d.bdf);
+            }
+        }
+        out
     }
 
     /// The guest holding `bdf`, if any.
