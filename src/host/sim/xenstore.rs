@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::load::normalize_xenstore;
 use super::snapshot::Snapshot;
 use crate::host::HostError;
 
@@ -91,7 +90,7 @@ impl Snapshot {
     pub fn xs_set(&mut self, path: &str, value: &str) -> Result<(), HostError> {
         let path = check_writable(path)?;
         self.xenstore.insert(path.to_string(), value.to_string());
-        normalize_xenstore(&mut self.xenstore);
+        normalize_around(&mut self.xenstore, path);
         Ok(())
     }
 
@@ -101,8 +100,16 @@ impl Snapshot {
         let path = check_writable(path)?;
         let existed = self.xs_get(path).is_some();
         let prefix = format!("{path}/");
-        self.xenstore
-            .retain(|k, _| k != path && !k.starts_with(&prefix));
+        let below: Vec<String> = self
+            .xenstore
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            self.xenstore.remove(&k);
+        }
+        self.xenstore.remove(path);
         if existed {
             if let Some((parent, _)) = path.rsplit_once('/') {
                 if !parent.is_empty() && self.xs_get(parent).is_none() {
@@ -111,6 +118,32 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+}
+
+/// What `load::normalize_xenstore` does to a map that was normal until
+/// `path` was written: its folders now have a child, so an empty value of
+/// theirs is implied, and so is `path`'s own when it is empty and has
+/// children. Only those entries are looked at, not the whole map.
+fn normalize_around(map: &mut BTreeMap<String, String>, path: &str) {
+    let prefix = format!("{path}/");
+    let has_child = map
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|(k, _)| k.starts_with(&prefix));
+    if has_child && map.get(path).is_some_and(String::is_empty) {
+        map.remove(path);
+    }
+    let mut cur = path;
+    while cur != "/" {
+        let Some((parent, _)) = cur.rsplit_once('/') else {
+            break;
+        };
+        let parent = if parent.is_empty() { "/" } else { parent };
+        if map.get(parent).is_some_and(String::is_empty) {
+            map.remove(parent);
+        }
+        cur = parent;
     }
 }
 
@@ -215,5 +248,38 @@ mod tests {
         let mut s = s;
         assert!(s.xs_set("/local/domain/1/name", "x").is_err());
         assert!(s.xs_set("relative", "x").is_err());
+    }
+
+    /// Writes and removals keep the map as `normalize_xenstore` would make
+    /// it, though they only look at the nodes they touch.
+    #[test]
+    fn writes_keep_the_map_normal() {
+        let mut s = host();
+        s.xs_set("/a", "").unwrap();
+        let ops: [(&str, Option<&str>); 12] = [
+            ("/a/b/c", Some("1")),
+            ("/a/b", Some("")),
+            ("/a", Some("")),
+            ("/a/b/c", None),
+            ("/a/b", Some("")),
+            ("/a/b/d", Some("")),
+            ("/a/b", None),
+            ("/libxl/pci/0000-07-00-0", Some("")),
+            ("/libxl/pci/0000-07-00-0/domid", None),
+            ("/libxl/pci/0000-07-00-0/driver_path", None),
+            ("/libxl/pci/0000-07-00-0/name", Some("nic")),
+            ("/libxl", None),
+        ];
+        for (path, value) in ops {
+            match value {
+                Some(v) => s.xs_set(path, v).unwrap(),
+                None => s.xs_remove(path).unwrap(),
+            }
+            let mut normal = s.xenstore.clone();
+            super::super::load::normalize_xenstore(&mut normal);
+            assert_eq!(s.xenstore, normal, "after {path} {value:?}");
+        }
+        assert_eq!(s.xs_get("/a").as_deref(), Some(""));
+        assert_eq!(s.xs_get("/a/b"), None);
     }
 }
