@@ -1,10 +1,13 @@
 //! Running a plan, and putting a device back when a step fails.
 //!
-//! Steps run in order, one host call each. A device whose step fails is put
-//! back on the driver it had ([`restore`]): libxl itself leaves a device
-//! unbound when pciback refuses it, so the rollback is ours. The run stops
-//! at the first failure; devices already done stay done, which is where the
-//! user asked them to go.
+//! Steps run in order, one host call each, except the driver record's: it
+//! is written once before the first step, with every driver the plan will
+//! record, and once after the last device (see [`apply`]), so that a run
+//! over many devices does not rewrite it for each. A device whose step fails
+//! is put back on the driver it had ([`restore`]): libxl itself leaves a
+//! device unbound when pciback refuses it, so the rollback is ours. The run
+//! stops at the first failure; devices already done stay done, which is
+//! where the user asked them to go.
 
 use std::fmt;
 
@@ -49,43 +52,47 @@ impl fmt::Display for ApplyFailure {
 }
 
 /// Runs `plan` on `host`.
+///
+/// The driver record is written twice at most, whatever the number of
+/// devices: before the first step, with the drivers of every device the
+/// plan moves (so that each is on disk before its device is unbound), and
+/// after the last device, without those of devices that were rolled back or
+/// not reached, and without those the steps forgot.
 pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailure>> {
     let mut done = Applied {
         actions: Vec::new(),
         drivers_after: Vec::new(),
         warnings: Vec::new(),
     };
-    let mut record = DriverRecord::read(host).map_err(|e| fail(e.into(), &done.actions, None))?;
+    let before = DriverRecord::read(host).map_err(|e| fail(e.into(), &done.actions, None))?;
+    let mut record = before.clone();
     for d in &plan.devices {
+        for step in &d.steps {
+            if let Step::RecordDriver(b, drv, sysfs) = step {
+                record.set(*b, drv, *sysfs);
+            }
+        }
+    }
+    record
+        .save(host)
+        .map_err(|e| fail(e.into(), &done.actions, None))?;
+    for (i, d) in plan.devices.iter().enumerate() {
         if let Err((error, command)) = run_device(host, d, &mut record, &mut done) {
-            let rolled = restore(host, d.bdf, d.original.as_deref(), &mut done.actions);
-            let error = match rolled {
-                // Back on its own driver: our note of that driver is stale.
-                Ok(())
-                    if d.original.as_deref() != Some(PCIBACK) && record.get(&d.bdf).is_some() =>
-                {
-                    match record.forget(host, &d.bdf) {
-                        Ok(()) => {
-                            done.actions
-                                .push(format!("rollback: {}", Step::ForgetDriver(d.bdf)));
-                            error
-                        }
-                        Err(e) => AssignError::Invalid(format!(
-                            "{error}; forgetting {} failed too: {e}",
-                            d.bdf
-                        )),
-                    }
-                }
-                Ok(()) => error,
-                Err(e) => AssignError::Invalid(format!(
-                    "{error}; putting {} back on {} failed too: {e}",
-                    d.bdf,
-                    d.original.as_deref().unwrap_or("no driver")
-                )),
-            };
+            let error = roll_back(
+                host,
+                plan,
+                i,
+                &before,
+                &mut record,
+                &mut done.actions,
+                error,
+            );
             return Err(fail(error, &done.actions, command));
         }
     }
+    record
+        .save(host)
+        .map_err(|e| fail(e.into(), &done.actions, None))?;
     if let Some(hide) = &plan.hide {
         let step = Step::WriteHideList(hide.clone());
         host.file_write(ManagedFile::ModprobeHide, hide.render().as_bytes())
@@ -100,6 +107,53 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
         done.drivers_after.push((d.bdf, now));
     }
     Ok(done)
+}
+
+/// After a step of `plan.devices[failed]` failed with `error`: puts that
+/// device back on its driver, then writes the record without it (once it is
+/// back on its own driver, our note of that driver is stale) and without the
+/// devices not reached (as they were before the run). Returns the error to
+/// report.
+fn roll_back(
+    host: &mut dyn Host,
+    plan: &Plan,
+    failed: usize,
+    before: &DriverRecord,
+    record: &mut DriverRecord,
+    actions: &mut Vec<String>,
+    error: AssignError,
+) -> AssignError {
+    let d = &plan.devices[failed];
+    for later in &plan.devices[failed + 1..] {
+        record.reset_to(&later.bdf, before);
+    }
+    let (error, forgot) = match restore(host, d.bdf, d.original.as_deref(), actions) {
+        Ok(()) if d.original.as_deref() != Some(PCIBACK) => (error, record.forget(&d.bdf)),
+        Ok(()) => (error, false),
+        Err(e) => {
+            let error = AssignError::Invalid(format!(
+                "{error}; putting {} back on {} failed too: {e}",
+                d.bdf,
+                d.original.as_deref().unwrap_or("no driver")
+            ));
+            (error, false)
+        }
+    };
+    match record.save(host) {
+        Ok(()) => {
+            if forgot {
+                actions.push(format!("rollback: {}", Step::ForgetDriver(d.bdf)));
+            }
+            error
+        }
+        Err(e) if forgot => {
+            AssignError::Invalid(format!("{error}; forgetting {} failed too: {e}", d.bdf))
+        }
+        Err(e) => AssignError::Invalid(format!(
+            "{error}; writing {} failed too: {e}",
+            ManagedFile::DriverRecord.path()
+        )),
+    }
 }
 
 fn fail(
@@ -137,8 +191,13 @@ fn run_step(
 ) -> Result<(), StepError> {
     let host_err = |e: HostError| (AssignError::Host(e), None);
     match step {
-        Step::RecordDriver(b, drv, sysfs) => record.set(host, *b, drv, *sysfs).map_err(host_err),
-        Step::ForgetDriver(b) => record.forget(host, b).map_err(host_err),
+        // Written before the first step (see `apply`).
+        Step::RecordDriver(..) => Ok(()),
+        // Written after the last device.
+        Step::ForgetDriver(b) => {
+            record.forget(b);
+            Ok(())
+        }
         Step::Unbind(b, drv) => host.dev_unbind(b, drv).map_err(host_err),
         Step::NewSlot(b) => host.pciback_new_slot(b).map_err(host_err),
         Step::Bind(b, drv) => host.dev_bind(b, drv).map_err(host_err),
@@ -264,4 +323,207 @@ fn restore(
         step(Step::Reprobe(bdf), actions);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assignable::{plan, AssignRequest, AssignState, Method};
+    use crate::bdf::BdfPattern;
+    use crate::host::sim::SimHost;
+    use crate::host::{Dom0Use, Domain, PciDevice};
+
+    const TYPICAL: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/playbooks-examples/hosts/typical.json"
+    );
+
+    fn b(t: &str) -> Bdf {
+        Bdf::parse(t).unwrap()
+    }
+
+    /// The typical dom0, with 04:00.0's bind to pciback failing.
+    fn typical_with_failing_04() -> (tempfile::TempDir, SimHost) {
+        let mut snap: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(TYPICAL).unwrap()).unwrap();
+        for d in snap["devices"].as_array_mut().unwrap() {
+            if d["bdf"] == "0000:04:00.0" {
+                d["bind_fails"] = serde_json::json!({"pciback": "EIO"});
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dom0.json");
+        std::fs::write(&path, snap.to_string()).unwrap();
+        let host = SimHost::open(path).unwrap();
+        (dir, host)
+    }
+
+    fn recorded(host: &dyn Host) -> DriverRecord {
+        DriverRecord::read(host).unwrap()
+    }
+
+    /// A host that checks, at each unbind from a dom0 driver (directly or
+    /// by `xl pci-assignable-add`), that the record on disk already names
+    /// the device's driver, and counts the record's writes.
+    struct Watch<'a> {
+        inner: &'a mut SimHost,
+        unbinds: usize,
+        record_writes: usize,
+    }
+
+    impl Watch<'_> {
+        fn check_recorded(&mut self, bdf: &Bdf) {
+            let driver = self.inner.pci_device(bdf).unwrap().unwrap().driver;
+            if let Some(d) = driver.filter(|d| d != PCIBACK) {
+                assert_eq!(recorded(self.inner).get(bdf), Some(d.as_str()), "{bdf}");
+                self.unbinds += 1;
+            }
+        }
+    }
+
+    impl Host for Watch<'_> {
+        fn pci_devices(&self) -> Result<Vec<PciDevice>, HostError> {
+            self.inner.pci_devices()
+        }
+        fn pci_device(&self, bdf: &Bdf) -> Result<Option<PciDevice>, HostError> {
+            self.inner.pci_device(bdf)
+        }
+        fn driver_loaded(&self, driver: &str) -> Result<bool, HostError> {
+            self.inner.driver_loaded(driver)
+        }
+        fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
+            self.check_recorded(bdf);
+            self.inner.dev_unbind(bdf, driver)
+        }
+        fn dev_bind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
+            self.inner.dev_bind(bdf, driver)
+        }
+        fn dev_reprobe(&mut self, bdf: &Bdf) -> Result<(), HostError> {
+            self.inner.dev_reprobe(bdf)
+        }
+        fn pciback_slots(&self) -> Result<Vec<Bdf>, HostError> {
+            self.inner.pciback_slots()
+        }
+        fn pciback_new_slot(&mut self, bdf: &Bdf) -> Result<(), HostError> {
+            self.inner.pciback_new_slot(bdf)
+        }
+        fn pciback_remove_slot(&mut self, bdf: &Bdf) -> Result<(), HostError> {
+            self.inner.pciback_remove_slot(bdf)
+        }
+        fn toolstack_running(&self) -> Result<bool, HostError> {
+            self.inner.toolstack_running()
+        }
+        fn xl(&mut self, args: &[String]) -> Result<CommandOutput, HostError> {
+            if args[0] == "pci-assignable-add" {
+                self.check_recorded(&b(args.last().unwrap()));
+            }
+            self.inner.xl(args)
+        }
+        fn xs_read(&self, path: &str) -> Result<Option<String>, HostError> {
+            self.inner.xs_read(path)
+        }
+        fn xs_write(&mut self, path: &str, value: &str) -> Result<(), HostError> {
+            self.inner.xs_write(path, value)
+        }
+        fn xs_rm(&mut self, path: &str) -> Result<(), HostError> {
+            self.inner.xs_rm(path)
+        }
+        fn xs_directory(&self, path: &str) -> Result<Vec<String>, HostError> {
+            self.inner.xs_directory(path)
+        }
+        fn dom0_use(&self, bdf: &Bdf) -> Result<Dom0Use, HostError> {
+            self.inner.dom0_use(bdf)
+        }
+        fn domains(&self) -> Result<Vec<Domain>, HostError> {
+            self.inner.domains()
+        }
+        fn kernel_log(&self) -> Result<String, HostError> {
+            self.inner.kernel_log()
+        }
+        fn file_read(&self, file: ManagedFile) -> Result<Option<Vec<u8>>, HostError> {
+            self.inner.file_read(file)
+        }
+        fn file_write(&mut self, file: ManagedFile, bytes: &[u8]) -> Result<(), HostError> {
+            if file == ManagedFile::DriverRecord {
+                self.record_writes += 1;
+            }
+            self.inner.file_write(file, bytes)
+        }
+        fn commit(&mut self) -> Result<(), HostError> {
+            self.inner.commit()
+        }
+    }
+
+    fn request(devices: &[&str], state: AssignState, method: Method) -> AssignRequest {
+        AssignRequest {
+            devices: devices
+                .iter()
+                .map(|d| BdfPattern::parse(d).unwrap())
+                .collect(),
+            state,
+            rebind: true,
+            method,
+            ..AssignRequest::default()
+        }
+    }
+
+    /// Three devices, the second refused by pciback: each device's driver
+    /// is on disk before it leaves it; afterwards only the first device,
+    /// which stayed on pciback, is recorded (the second was rolled back,
+    /// the third never reached). The record is written twice.
+    #[test]
+    fn record_is_written_first_and_pruned_after_a_failure() {
+        for method in [Method::Xl, Method::Sysfs] {
+            let (_dir, mut sim) = typical_with_failing_04();
+            let req = request(
+                &["03:00.0", "04:00.0", "05:00.0"],
+                AssignState::Present,
+                method,
+            );
+            let p = plan(&sim, &req).unwrap();
+            let mut host = Watch {
+                inner: &mut sim,
+                unbinds: 0,
+                record_writes: 0,
+            };
+            let failure = apply(&mut host, &p).unwrap_err();
+            assert!(failure
+                .actions
+                .last()
+                .unwrap()
+                .starts_with("rollback: forget 0000:04:00.0"));
+            assert_eq!((host.unbinds, host.record_writes), (2, 2), "{method:?}");
+            let after = recorded(&sim);
+            assert_eq!(after.get(&b("03:00.0")), Some("e1000e"));
+            assert_eq!(after.get(&b("04:00.0")), None);
+            assert_eq!(after.get(&b("05:00.0")), None);
+            let on = |t: &str| sim.pci_device(&b(t)).unwrap().unwrap().driver;
+            assert_eq!(on("03:00.0").as_deref(), Some(PCIBACK));
+            assert_eq!(on("04:00.0").as_deref(), Some("e1000e"));
+            assert_eq!(on("05:00.0").as_deref(), Some("igb"));
+        }
+    }
+
+    /// Devices made assignable and given back in one run each: the record
+    /// is written once each way, and is empty at the end.
+    #[test]
+    fn one_record_write_each_way() {
+        let (_dir, mut sim) = typical_with_failing_04();
+        let devices = ["03:00.0", "05:00.*"];
+        for (state, want) in [
+            (AssignState::Present, Some("igb")),
+            (AssignState::Absent, None),
+        ] {
+            let p = plan(&sim, &request(&devices, state, Method::Auto)).unwrap();
+            let mut host = Watch {
+                inner: &mut sim,
+                unbinds: 0,
+                record_writes: 0,
+            };
+            apply(&mut host, &p).unwrap();
+            assert_eq!(host.record_writes, 1, "{state:?}");
+            assert_eq!(recorded(&sim).get(&b("05:00.3")), want, "{state:?}");
+        }
+        assert_eq!(recorded(&sim), DriverRecord::default());
+    }
 }

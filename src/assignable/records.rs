@@ -16,9 +16,15 @@ use crate::bdf::Bdf;
 use crate::host::{Host, HostError, ManagedFile};
 
 /// The original driver of each device this project moved to pciback.
+///
+/// Changes are made in memory ([`DriverRecord::set`], [`DriverRecord::forget`])
+/// and written by [`DriverRecord::save`], one write for any number of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DriverRecord {
     drivers: BTreeMap<Bdf, Entry>,
+    /// What the file holds, as far as this run knows: as read, then as
+    /// last saved.
+    on_disk: BTreeMap<Bdf, Entry>,
 }
 
 /// One device's record: its driver, and whether it went to pciback through
@@ -56,13 +62,16 @@ impl DriverRecord {
         let Some(bytes) = host.file_read(ManagedFile::DriverRecord)? else {
             return Ok(DriverRecord::default());
         };
-        let drivers = serde_json::from_slice(&bytes).map_err(|e| {
+        let drivers: BTreeMap<Bdf, Entry> = serde_json::from_slice(&bytes).map_err(|e| {
             HostError::Other(format!(
                 "{} is corrupt ({e}); fix or remove it",
                 ManagedFile::DriverRecord.path()
             ))
         })?;
-        Ok(DriverRecord { drivers })
+        Ok(DriverRecord {
+            on_disk: drivers.clone(),
+            drivers,
+        })
     }
 
     /// The recorded driver of `bdf`.
@@ -76,38 +85,39 @@ impl DriverRecord {
         self.drivers.get(bdf).is_some_and(Entry::sysfs)
     }
 
-    /// Records `driver` for `bdf` (and whether sysfs was the path) and
-    /// writes the file at once.
-    pub fn set(
-        &mut self,
-        host: &mut dyn Host,
-        bdf: Bdf,
-        driver: &str,
-        sysfs: bool,
-    ) -> Result<(), HostError> {
+    /// Records `driver` for `bdf` (and whether sysfs was the path), in
+    /// memory: [`DriverRecord::save`] writes it.
+    pub fn set(&mut self, bdf: Bdf, driver: &str, sysfs: bool) {
         let entry = Entry::Full {
             driver: driver.to_string(),
             sysfs,
         };
-        if self.drivers.get(&bdf) == Some(&entry) {
+        self.drivers.insert(bdf, entry);
+    }
+
+    /// Forgets `bdf`, in memory; returns whether it was recorded.
+    pub fn forget(&mut self, bdf: &Bdf) -> bool {
+        self.drivers.remove(bdf).is_some()
+    }
+
+    /// Gives `bdf` the entry it has in `other` (none if none there).
+    pub fn reset_to(&mut self, bdf: &Bdf, other: &DriverRecord) {
+        match other.drivers.get(bdf) {
+            Some(e) => self.drivers.insert(*bdf, e.clone()),
+            None => self.drivers.remove(bdf),
+        };
+    }
+
+    /// Writes the file if the record differs from what it holds.
+    pub fn save(&mut self, host: &mut dyn Host) -> Result<(), HostError> {
+        if self.drivers == self.on_disk {
             return Ok(());
         }
-        self.drivers.insert(bdf, entry);
-        self.save(host)
-    }
-
-    /// Forgets `bdf` and writes the file at once.
-    pub fn forget(&mut self, host: &mut dyn Host, bdf: &Bdf) -> Result<(), HostError> {
-        if self.drivers.remove(bdf).is_some() {
-            self.save(host)?;
-        }
-        Ok(())
-    }
-
-    fn save(&self, host: &mut dyn Host) -> Result<(), HostError> {
         let text = serde_json::to_string_pretty(&self.drivers)
             .map_err(|e| HostError::Other(e.to_string()))?;
-        host.file_write(ManagedFile::DriverRecord, format!("{text}\n").as_bytes())
+        host.file_write(ManagedFile::DriverRecord, format!("{text}\n").as_bytes())?;
+        self.on_disk.clone_from(&self.drivers);
+        Ok(())
     }
 }
 
