@@ -23,6 +23,7 @@
 //! assert_eq!(p.after, b"name = 'vm1'\npci = [ '07:00.0', '0000:08:00.0' ]\n");
 //! ```
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::fileio::{
     self, CommandOutput, FileError, FileLock, TempFile, ValidateError, WriteOptions,
 };
-use crate::spec::{PciDefaults, PciSpec, SpecError};
+use crate::spec::{Device, PciDefaults, PciSpec, SpecError};
 use crate::xlcfg::edit::{Editor, ItemChange};
 use crate::xlcfg::{CfgError, Node, Value, XlConfig};
 
@@ -323,12 +324,16 @@ fn plan_list(
     let mut changes = vec![ItemChange::Keep; current.entries.len()];
     let mut actions = Vec::new();
     let mut new = Vec::new();
-    let wanted = |spec: &PciSpec| req.devices.iter().find(|r| r.same_device(spec));
+    // The first spec asked for each device.
+    let mut wanted: HashMap<&Device, &PciSpec> = HashMap::with_capacity(req.devices.len());
+    for r in &req.devices {
+        wanted.entry(r.key()).or_insert(r);
+    }
+    // The devices of the entries seen so far.
+    let mut listed: HashSet<&Device> = HashSet::with_capacity(current.entries.len());
     for (i, (text, spec)) in current.entries.iter().enumerate() {
-        let first_for_device = current.entries[..i]
-            .iter()
-            .all(|(_, s)| !s.same_device(spec));
-        match (req.state, wanted(spec)) {
+        let first_for_device = listed.insert(spec.key());
+        match (req.state, wanted.get(spec.key()).copied()) {
             (ListState::Absent, Some(_)) | (ListState::Exact, None) => {
                 changes[i] = ItemChange::Remove;
                 actions.push(Action::Remove(text.clone()));
@@ -350,7 +355,7 @@ fn plan_list(
     }
     if req.state != ListState::Absent {
         for want in &req.devices {
-            if !current.entries.iter().any(|(_, s)| s.same_device(want)) {
+            if !listed.contains(want.key()) {
                 new.push(want.clone());
                 actions.push(Action::Add(want.clone()));
             }
