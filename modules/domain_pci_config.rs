@@ -131,16 +131,20 @@ impl Module for DomainPciConfig {
 /// before the file is touched.
 fn request(args: &Args) -> Result<PciRequest, Failure> {
     let mut devices: Vec<PciSpec> = Vec::new();
+    // Position of each device's first spec: a 512-entry list stays linear.
+    let mut seen = std::collections::HashMap::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
         let spec = arg
             .to_spec()
             .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
-        if let Some(prev) = devices.iter().find(|d| d.same_device(&spec)) {
+        if let Some(&prev) = seen.get(spec.key()) {
+            let prev: &PciSpec = &devices[prev];
             return Err(Failure::msg(format!(
                 "devices[{i}]: {} is given twice (also as '{prev}')",
                 spec.key()
             )));
         }
+        seen.insert(spec.key().clone(), devices.len());
         devices.push(spec);
     }
     if let Some(v) = &args.validate {

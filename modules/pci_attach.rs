@@ -164,11 +164,12 @@ impl Module for PciAttach {
 fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     attach::check_domain(&args.domain)?;
     let mut devices: Vec<PciSpec> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
         let spec = arg
             .to_spec()
             .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
-        if devices.iter().any(|d| d.same_device(&spec)) {
+        if !seen.insert(spec.key().clone()) {
             return Err(Failure::msg(format!(
                 "devices[{i}]: {} is given twice",
                 spec.key()
