@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, Metadata, OpenOptions, Permissions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,13 +129,16 @@ impl TempFile {
                 .open(&path)
             {
                 Ok(file) => {
+                    if let Ok(meta) = file.metadata() {
+                        sweep_stale(target, meta.mtime());
+                    }
                     return Ok(TempFile {
                         file,
                         path,
                         target: target.to_path_buf(),
                         new_file_mode,
                         persisted: false,
-                    })
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = e,
                 Err(e) => return Err(FileError::io(FileOp::Create, &path, e)),
@@ -240,6 +244,55 @@ impl Drop for TempFile {
 }
 
 /// Makes a rename in `dir` durable.
+/// How old a dead process's temporary file must be before it is removed: a
+/// live writer is done within milliseconds, and a writer in another PID
+/// namespace (whose PID means nothing here) is never swept mid-write.
+const STALE_AFTER_SECS: i64 = 60;
+
+/// Removes our temporary files beside `target` that a run which died
+/// (SIGKILL, power loss, a panic under `panic = "abort"`) left behind: their
+/// PID runs no process and they are [`STALE_AFTER_SECS`] older than `now`
+/// (the modification time of the file just created, so one clock decides).
+/// Best effort: anything unexpected leaves the file where it is.
+fn sweep_stale(target: &Path, now: i64) {
+    let Ok(probe) = side_file(target, "") else {
+        return;
+    };
+    let (Some(dir), Some(prefix)) = (probe.parent(), probe.file_name()) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = prefix.as_bytes();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.as_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .strip_suffix(b".tmp")
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .and_then(|r| r.split('.').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let old = entry
+            .metadata()
+            .is_ok_and(|m| now - m.mtime() >= STALE_AFTER_SECS);
+        if old && pid > 0 && !process_exists(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// `kill(pid, 0)`: ESRCH is the only answer that means no such process.
+fn process_exists(pid: i32) -> bool {
+    let pid = nix::unistd::Pid::from_raw(pid);
+    !matches!(nix::sys::signal::kill(pid, None), Err(Errno::ESRCH))
+}
+
 fn sync_dir(dir: &Path) -> Result<(), FileError> {
     let handle = File::open(dir).map_err(|e| FileError::io(FileOp::SyncDir, dir, e))?;
     match handle.sync_all() {
@@ -351,6 +404,41 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(names_in(d.path()), ["link", "real"]);
+    }
+
+    #[test]
+    fn a_dead_runs_old_temporary_file_is_swept_and_nothing_else() {
+        let d = dir();
+        let target = d.path().join("guest.cfg");
+        fs::write(&target, b"old").expect("write");
+        // A PID that ran and is gone: a child we waited for.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("wait");
+        let live = std::process::id();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        let plant = |name: &str, age: Option<std::time::SystemTime>| {
+            let f = File::create(d.path().join(name)).expect("plant");
+            if let Some(t) = age {
+                f.set_modified(t).expect("mtime");
+            }
+        };
+        plant(&format!(".guest.cfg.xenpci.{dead}.0.tmp"), Some(long_ago));
+        plant(&format!(".guest.cfg.xenpci.{dead}.1.tmp"), None);
+        plant(&format!(".guest.cfg.xenpci.{live}.9.tmp"), Some(long_ago));
+        plant(&format!(".other.cfg.xenpci.{dead}.0.tmp"), Some(long_ago));
+        plant(".guest.cfg.xenpci.lock", Some(long_ago));
+        atomic_write(&target, b"new", &WriteOptions::default()).expect("write");
+        assert_eq!(fs::read(&target).expect("read"), b"new");
+        let mut expected = vec![
+            format!(".guest.cfg.xenpci.{dead}.1.tmp"),
+            format!(".guest.cfg.xenpci.{live}.9.tmp"),
+            ".guest.cfg.xenpci.lock".to_string(),
+            format!(".other.cfg.xenpci.{dead}.0.tmp"),
+            "guest.cfg".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(names_in(d.path()), expected);
     }
 
     #[test]
