@@ -29,31 +29,21 @@ mod pci_info;
 /// Every module: name, binary, and its argument and result schemas as
 /// generated from its types.
 pub fn modules() -> Vec<(&'static str, &'static str, Value, Value)> {
+    macro_rules! module {
+        ($name:ident, $module:ty) => {
+            (
+                stringify!($name),
+                env!(concat!("CARGO_BIN_EXE_", stringify!($name))),
+                args_schema::<$module>(),
+                result_schema::<$module>(),
+            )
+        };
+    }
     vec![
-        (
-            "domain_pci_config",
-            env!("CARGO_BIN_EXE_domain_pci_config"),
-            args_schema::<domain_pci_config::DomainPciConfig>(),
-            result_schema::<domain_pci_config::DomainPciConfig>(),
-        ),
-        (
-            "pci_assignable",
-            env!("CARGO_BIN_EXE_pci_assignable"),
-            args_schema::<pci_assignable::PciAssignable>(),
-            result_schema::<pci_assignable::PciAssignable>(),
-        ),
-        (
-            "pci_attach",
-            env!("CARGO_BIN_EXE_pci_attach"),
-            args_schema::<pci_attach::PciAttach>(),
-            result_schema::<pci_attach::PciAttach>(),
-        ),
-        (
-            "pci_info",
-            env!("CARGO_BIN_EXE_pci_info"),
-            args_schema::<pci_info::PciInfo>(),
-            result_schema::<pci_info::PciInfo>(),
-        ),
+        module!(domain_pci_config, domain_pci_config::DomainPciConfig),
+        module!(pci_assignable, pci_assignable::PciAssignable),
+        module!(pci_attach, pci_attach::PciAttach),
+        module!(pci_info, pci_info::PciInfo),
     ]
 }
 

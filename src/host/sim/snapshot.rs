@@ -547,15 +547,11 @@ pub(super) fn default_matching(driver: Option<&String>) -> Vec<String> {
 }
 
 impl Snapshot {
-    /// The position of the device at `bdf` in `devices`. `expand` sorts
-    /// them by BDF and the simulator only ever removes devices, so a binary
-    /// search finds it; a miss falls back to a scan, so that a list not in
-    /// order (built by hand) is still searched right.
+    /// The position of the device at `bdf` in `devices`: every snapshot is
+    /// made by `load::parse`, whose `expand` sorts them by BDF, and the
+    /// simulator only ever removes devices, so a binary search finds it.
     fn position(&self, bdf: &Bdf) -> Option<usize> {
-        match self.devices.binary_search_by(|d| d.bdf.cmp(bdf)) {
-            Ok(i) => Some(i),
-            Err(_) => self.devices.iter().position(|d| d.bdf == *bdf),
-        }
+        self.devices.binary_search_by(|d| d.bdf.cmp(bdf)).ok()
     }
 
     /// The device at `bdf`.
