@@ -66,34 +66,35 @@ pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
             Ok(None) => break,
             Err(e) => return Err(usage_error::<M>(&e.to_string())),
         };
-        let (long, short) = match arg {
+        let which = match arg {
             Arg::Value(v) => {
                 // argv holds Strings: every value is UTF-8.
                 words.push(v.to_string_lossy().into_owned());
                 continue;
             }
-            Arg::Long(name) => (format!("--{name}"), None),
-            Arg::Short(c) => (String::new(), Some(c)),
-        };
-        let which = match (long.as_str(), short) {
-            ("--help", _) => Which::LongHelp,
-            (_, Some('h')) => Which::ShortHelp,
-            ("--version", _) | (_, Some('V')) => Which::Version,
-            (name, None) => match FLAGS.iter().position(|(f, _)| name[2..] == **f) {
-                Some(i) => Which::Flag(i),
-                None => return Err(unexpected::<M>(name)),
-            },
-            (_, Some(c)) => return Err(unexpected::<M>(&format!("-{c}"))),
-        };
-        // `--flag=value` (a short option's cluster goes on: `-hV` is `-h`).
-        if short.is_none() {
-            if let Some(value) = parser.optional_value() {
-                return Err(usage_error::<M>(&format!(
-                    "unexpected value '{}' for '{long}' found; no more were expected",
-                    value.to_string_lossy()
-                )));
+            Arg::Short('h') => Which::ShortHelp,
+            Arg::Short('V') => Which::Version,
+            Arg::Short(c) => return Err(unexpected::<M>(&format!("-{c}"))),
+            Arg::Long(name) => {
+                let long = format!("--{name}");
+                let which = match name {
+                    "help" => Which::LongHelp,
+                    "version" => Which::Version,
+                    _ => match FLAGS.iter().position(|(f, _)| name == *f) {
+                        Some(i) => Which::Flag(i),
+                        None => return Err(unexpected::<M>(&long)),
+                    },
+                };
+                // `--flag=value` (a short option's cluster goes on: `-hV` is `-h`).
+                if let Some(value) = parser.optional_value() {
+                    return Err(usage_error::<M>(&format!(
+                        "unexpected value '{}' for '{long}' found; no more were expected",
+                        value.to_string_lossy()
+                    )));
+                }
+                which
             }
-        }
+        };
         match which {
             Which::LongHelp => return Err(Exit::Text(help::<M>(true))),
             Which::ShortHelp => return Err(Exit::Text(help::<M>(false))),
