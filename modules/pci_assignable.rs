@@ -46,10 +46,18 @@ pub(crate) struct Args {
     /// usable as `name=NAME` in pci specs. One device only.
     #[serde(default)]
     name: Option<String>,
-    /// Also keep the device hidden from dom0 drivers across reboots (a
-    /// managed `/etc/modprobe.d/xenpci-pciback.conf` with
-    /// `options xen-pciback hide=(BDF)...`), or, with `absent`, no longer
-    /// hidden. Where xen-pciback loads from the initramfs, regenerate it too.
+    /// Also keep the device on pciback across reboots, or, with `absent`,
+    /// give it back to its driver at boot too. The module manages
+    /// `/etc/modprobe.d/xenpci-pciback.conf` (`options xen-pciback
+    /// hide=(BDF)...` and `softdep DRIVER pre: xen-pciback` for each hidden
+    /// device's drivers, so that xen-pciback loads and takes the device
+    /// before its driver does), `/etc/modules-load.d/xenpci-pciback.conf`
+    /// (xen-pciback loads at boot), and, where initramfs-tools builds the
+    /// initramfs, the hook `/etc/initramfs-tools/hooks/xenpci-pciback`
+    /// (xen-pciback in the initramfs, for drivers loaded from there), and it
+    /// runs `update-initramfs -u -k all` after every change of them. With no
+    /// device left hidden, the files are removed. A device whose driver is
+    /// built into the kernel cannot be kept from it: refused.
     #[serde(default, deserialize_with = "bool_lenient")]
     persistent: bool,
     /// Take devices even when the dom0 guard refuses them.
@@ -93,6 +101,10 @@ pub(crate) struct Facts {
     /// differs from its state now.
     #[serde(skip_serializing_if = "Option::is_none")]
     reboot_required: Option<bool>,
+    /// With `persistent`: why the next boot will leave devices other than
+    /// they are now, one sentence per device.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reboot_reasons: Vec<String>,
 }
 
 // `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
@@ -115,21 +127,13 @@ impl Module for PciAssignable {
                 .map_err(assignable::AssignError::from)?;
         }
         let plan = assignable::plan(host.as_ref(), &req)?;
-        let hide_before = host
-            .file_read(host::ManagedFile::ModprobeHide)
-            .map_err(assignable::AssignError::from)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
         let mut warnings = plan.warnings.clone();
         let (actions, drivers_after) = if mode.check || !plan.changed() {
             let steps = plan
                 .devices
                 .iter()
                 .flat_map(|d| d.steps.iter().map(|s| s.to_string()));
-            let hide = plan
-                .hide
-                .iter()
-                .map(|h| assignable::Step::WriteHideList(h.clone()).to_string());
+            let hide = plan.boot.steps.iter().map(|s| s.to_string());
             let after = plan
                 .devices
                 .iter()
@@ -155,10 +159,6 @@ impl Module for PciAssignable {
             })
             .collect();
         let changed_count = devices.iter().filter(|d| d.changed).count();
-        let hide_after = plan
-            .hide
-            .as_ref()
-            .map_or_else(|| hide_before.clone(), |h| h.render());
         let kernel_picks: Vec<Bdf> = plan
             .devices
             .iter()
@@ -191,23 +191,31 @@ impl Module for PciAssignable {
                 })
                 .collect()
         };
-        let diff = vec![
-            protocol::Diff {
-                before_header: "PCI drivers".into(),
-                after_header: "PCI drivers".into(),
-                before: drivers(false),
-                after: drivers(true),
-            },
-            protocol::Diff {
-                before_header: host::ManagedFile::ModprobeHide.path().into(),
-                after_header: host::ManagedFile::ModprobeHide.path().into(),
-                before: hide_before,
-                after: hide_after,
-            },
-        ];
+        let mut diff = vec![protocol::Diff {
+            before_header: "PCI drivers".into(),
+            after_header: "PCI drivers".into(),
+            before: drivers(false),
+            after: drivers(true),
+        }];
+        // The modprobe.d file always, the other boot files when they change.
+        for f in &plan.boot.files {
+            if f.file == host::ManagedFile::ModprobeHide || f.before != f.after {
+                diff.push(protocol::Diff {
+                    before_header: f.file.path().into(),
+                    after_header: f.file.path().into(),
+                    before: f.before.clone().unwrap_or_default(),
+                    after: f.after.clone().unwrap_or_default(),
+                });
+            }
+        }
         Ok(Outcome {
             changed: plan.changed(),
-            msg: summary(changed_count, devices.len(), req.state, plan.hide.is_some()),
+            msg: summary(
+                changed_count,
+                devices.len(),
+                req.state,
+                !plan.boot.steps.is_empty(),
+            ),
             actions,
             diff,
             warnings,
@@ -215,7 +223,8 @@ impl Module for PciAssignable {
                 devices,
                 assignable,
                 method: plan.method,
-                reboot_required: plan.reboot_required,
+                reboot_required: plan.reboot_required(),
+                reboot_reasons: plan.boot.reboot_reasons.clone().unwrap_or_default(),
             },
         })
     }
@@ -243,7 +252,7 @@ fn request(args: Args) -> Result<AssignRequest, Failure> {
     })
 }
 
-fn summary(changed: usize, total: usize, state: AssignState, hide: bool) -> String {
+fn summary(changed: usize, total: usize, state: AssignState, boot: bool) -> String {
     let verb = match state {
         AssignState::Present => "made assignable",
         AssignState::Absent => "given back to dom0",
@@ -253,8 +262,8 @@ fn summary(changed: usize, total: usize, state: AssignState, hide: bool) -> Stri
     } else {
         format!("{changed} of {total} device(s) {verb}")
     };
-    if hide {
-        msg.push_str("; boot-time hide list updated");
+    if boot {
+        msg.push_str("; boot configuration updated");
     }
     msg
 }

@@ -5,6 +5,7 @@ pub mod args;
 pub mod assignable;
 pub mod attach;
 pub mod bdf;
+pub mod bootcfg;
 pub mod cli;
 pub mod docs;
 pub mod domcfg;

@@ -319,6 +319,8 @@ impl FakeDom0 {
             xl: self.bin().join("xl"),
             xenstore: self.bin().join("xenstore"),
             ip: self.bin().join("ip"),
+            modprobe: self.bin().join("modprobe"),
+            update_initramfs: self.bin().join("update-initramfs"),
         })
     }
 

@@ -4,6 +4,7 @@
 mod util;
 
 mod ansible_doc;
+mod boot;
 mod docs;
 mod domain_pci_config;
 mod edit_props;

@@ -93,12 +93,8 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
     record
         .save(host)
         .map_err(|e| fail(e.into(), &done.actions, None))?;
-    if let Some(hide) = &plan.hide {
-        let step = Step::WriteHideList(hide.clone());
-        host.file_write(ManagedFile::ModprobeHide, hide.render().as_bytes())
-            .map_err(|e| fail(e.into(), &done.actions, None))?;
-        done.actions.push(step.to_string());
-    }
+    apply_boot(host, plan, &mut record, &mut done)
+        .map_err(|(error, command)| fail(error, &done.actions, command))?;
     for d in &plan.devices {
         let now = host
             .pci_device(&d.bdf)
@@ -206,11 +202,61 @@ fn run_step(
         Step::Rebind(b, drv) => rebind_if_driverless(host, b, drv.as_deref()).map_err(host_err),
         Step::XsWrite(p, v) => host.xs_write(p, v).map_err(host_err),
         Step::XsRm(p) => host.xs_rm(p).map_err(host_err),
-        Step::WriteHideList(h) => host
-            .file_write(ManagedFile::ModprobeHide, h.render().as_bytes())
-            .map_err(host_err),
+        Step::WriteFile(file, text) => host.file_write(*file, text.as_bytes()).map_err(host_err),
+        Step::RemoveFile(file) => host.file_remove(*file).map_err(host_err),
+        Step::RebuildInitramfs => rebuild_initramfs(host),
         Step::Xl(args) => run_xl(host, args, done),
     }
+}
+
+/// The boot steps, after the devices. The initramfs carries a copy of the
+/// boot files, so a rebuild is pending from the first file change until the
+/// rebuild succeeds: a marker file says so, and a later run that finds it
+/// rebuilds (see `boot::plan_boot`), even if this one is killed between.
+fn apply_boot(
+    host: &mut dyn Host,
+    plan: &Plan,
+    record: &mut DriverRecord,
+    done: &mut Applied,
+) -> Result<(), StepError> {
+    let steps = &plan.boot.steps;
+    let rebuilds = steps.contains(&Step::RebuildInitramfs);
+    let host_err = |e: HostError| (AssignError::Host(e), None);
+    if rebuilds && steps.len() > 1 {
+        host.file_write(ManagedFile::InitramfsPending, PENDING.as_bytes())
+            .map_err(host_err)?;
+    }
+    for step in steps {
+        run_step(host, step, record, done)?;
+        done.actions.push(step.to_string());
+    }
+    if rebuilds {
+        host.file_remove(ManagedFile::InitramfsPending)
+            .map_err(host_err)?;
+    }
+    Ok(())
+}
+
+/// The marker's text, for a person who finds it.
+const PENDING: &str = "The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
+                       the next pci_assignable run with persistent: true rebuilds it\n\
+                       (or run update-initramfs -u -k all).\n";
+
+fn rebuild_initramfs(host: &mut dyn Host) -> Result<(), StepError> {
+    let out = host
+        .initramfs_rebuild()
+        .map_err(|e| (AssignError::Host(e), None))?;
+    if out.rc == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "`update-initramfs -u -k all` failed with rc {}: {}; the boot files are written, but \
+         until the initramfs is rebuilt a driver loaded from it can take a hidden device at \
+         boot (the next run with persistent: true tries again)",
+        out.rc,
+        out.error_line()
+    );
+    Err((AssignError::Invalid(what), Some(Box::new(out))))
 }
 
 /// Runs xl and checks the device ended where xl was asked to put it: xl
@@ -448,6 +494,18 @@ mod tests {
                 self.record_writes += 1;
             }
             self.inner.file_write(file, bytes)
+        }
+        fn file_remove(&mut self, file: ManagedFile) -> Result<(), HostError> {
+            self.inner.file_remove(file)
+        }
+        fn boot_drivers(&self, bdf: &Bdf) -> Result<crate::host::BootDrivers, HostError> {
+            self.inner.boot_drivers(bdf)
+        }
+        fn has_initramfs(&self) -> Result<bool, HostError> {
+            self.inner.has_initramfs()
+        }
+        fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError> {
+            self.inner.initramfs_rebuild()
         }
         fn commit(&mut self) -> Result<(), HostError> {
             self.inner.commit()

@@ -12,6 +12,7 @@
 //! libxl's xenstore record, else the kernel is asked to reprobe.
 
 mod apply;
+pub mod boot;
 pub mod records;
 
 use std::fmt;
@@ -19,7 +20,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use apply::{apply, Applied, ApplyFailure};
-pub use records::{DriverRecord, HideList};
+pub use boot::{BootFile, BootPlan};
+pub use records::DriverRecord;
 
 use crate::bdf::{Bdf, BdfPattern, Func};
 use crate::guard::{self, Refusal};
@@ -99,8 +101,12 @@ pub enum Step {
     XsRm(String),
     /// Run `xl` with these arguments.
     Xl(Vec<String>),
-    /// Rewrite the boot-time hide list.
-    WriteHideList(HideList),
+    /// Write a boot file.
+    WriteFile(ManagedFile, String),
+    /// Remove a boot file.
+    RemoveFile(ManagedFile),
+    /// Rebuild the initramfs (`update-initramfs -u -k all`).
+    RebuildInitramfs,
 }
 
 impl fmt::Display for Step {
@@ -124,19 +130,19 @@ impl fmt::Display for Step {
             Step::XsWrite(p, v) => write!(f, "xenstore-write {p} {v}"),
             Step::XsRm(p) => write!(f, "xenstore-rm {p}"),
             Step::Xl(args) => write!(f, "xl {}", args.join(" ")),
-            Step::WriteHideList(h) => {
-                let list: Vec<String> = h.devices.iter().map(Bdf::to_string).collect();
-                write!(
-                    f,
-                    "write {} (hide: {})",
-                    ManagedFile::ModprobeHide.path(),
-                    if list.is_empty() {
-                        "none".into()
-                    } else {
-                        list.join(" ")
-                    }
-                )
+            Step::WriteFile(file @ ManagedFile::ModprobeHide, text) => {
+                let conf = crate::bootcfg::ModprobeConf::parse(text);
+                let list: Vec<String> = conf.hidden.iter().map(Bdf::to_string).collect();
+                let deps: Vec<&str> = conf.softdeps.iter().map(String::as_str).collect();
+                write!(f, "write {} (hide: {}", file.path(), list.join(" "))?;
+                if !deps.is_empty() {
+                    write!(f, "; xen-pciback loads before: {}", deps.join(" "))?;
+                }
+                write!(f, ")")
             }
+            Step::WriteFile(file, _) => write!(f, "write {}", file.path()),
+            Step::RemoveFile(file) => write!(f, "remove {}", file.path()),
+            Step::RebuildInitramfs => write!(f, "update-initramfs -u -k all"),
         }
     }
 }
@@ -163,11 +169,8 @@ pub struct Plan {
     pub method: Method,
     /// Per device, in BDF order.
     pub devices: Vec<DevicePlan>,
-    /// The new boot-time hide list, when it changes.
-    pub hide: Option<HideList>,
-    /// Whether, after the plan, some device's boot state (hidden or not)
-    /// differs from its running state; `None` unless `persistent`.
-    pub reboot_required: Option<bool>,
+    /// The boot files and the initramfs.
+    pub boot: BootPlan,
     /// Things a person should know.
     pub warnings: Vec<String>,
 }
@@ -175,7 +178,13 @@ pub struct Plan {
 impl Plan {
     /// Whether anything changes.
     pub fn changed(&self) -> bool {
-        self.hide.is_some() || self.devices.iter().any(|d| !d.steps.is_empty())
+        !self.boot.steps.is_empty() || self.devices.iter().any(|d| !d.steps.is_empty())
+    }
+
+    /// Whether, after the plan, some device's state at the next boot differs
+    /// from its state now; `None` unless `persistent`.
+    pub fn reboot_required(&self) -> Option<bool> {
+        self.boot.reboot_reasons.as_ref().map(|r| !r.is_empty())
     }
 }
 
@@ -268,12 +277,11 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     if !refused.is_empty() {
         return Err(AssignError::Guard(refused));
     }
-    let (hide, reboot_required) = plan_hide(host, req, &devices, &mut warnings)?;
+    let boot = boot::plan_boot(host, req, &devices, &mut warnings)?;
     Ok(Plan {
         method,
         devices,
-        hide,
-        reboot_required,
+        boot,
         warnings,
     })
 }
@@ -425,8 +433,16 @@ fn plan_remove(
         .or_else(|| libxl_driver.clone());
     let mut steps = Vec::new();
     // A device that went to pciback through sysfs was never quarantined:
-    // xl would refuse to release it ("failed to de-quarantine").
-    let method = if record.via_sysfs(&bdf) {
+    // xl would refuse to release it ("failed to de-quarantine"). Nor was
+    // one that xen-pciback took at boot (`persistent`): we moved it from its
+    // driver in an earlier boot, and libxl, which records every device xl
+    // makes assignable, has no record of it in this one.
+    let seized_at_boot = ctx.toolstack
+        && record.get(&bdf).is_some()
+        && !host
+            .xs_directory("/libxl/pci")?
+            .contains(&bdf.xenstore_form());
+    let method = if record.via_sysfs(&bdf) || seized_at_boot {
         Method::Sysfs
     } else {
         ctx.method
@@ -487,50 +503,6 @@ fn rebind_step(bdf: Bdf, original: &Option<String>) -> Step {
 /// libxl's `driver_path` record for a driver name.
 pub fn driver_path(driver: &str) -> String {
     format!("/sys/{}/{driver}", crate::host::SYSFS_PCI_DRIVERS)
-}
-
-/// The hide-list change and whether boot and running states then differ.
-fn plan_hide(
-    host: &dyn Host,
-    req: &AssignRequest,
-    devices: &[DevicePlan],
-    warnings: &mut Vec<String>,
-) -> Result<(Option<HideList>, Option<bool>), AssignError> {
-    let mut hide = HideList::read(host)?;
-    let before = hide.clone();
-    if req.persistent {
-        for d in devices {
-            hide.set(d.bdf, req.state == AssignState::Present);
-        }
-    } else {
-        for d in devices
-            .iter()
-            .filter(|d| hide.contains(&d.bdf) && req.state == AssignState::Absent)
-        {
-            warnings.push(format!(
-                "{} is still hidden from dom0 at boot by {} (set persistent: true to change that)",
-                d.bdf,
-                ManagedFile::ModprobeHide.path()
-            ));
-        }
-    }
-    let running = |b: &Bdf| {
-        devices
-            .iter()
-            .find(|d| d.bdf == *b)
-            .map(|d| d.driver_after.as_deref() == Some(PCIBACK))
-    };
-    // Devices of the list this run does not touch count too: one hidden at
-    // boot but bound to a dom0 driver now differs until the next boot.
-    let mut differs = devices
-        .iter()
-        .any(|d| running(&d.bdf) != Some(hide.contains(&d.bdf)));
-    for b in hide.devices.iter().filter(|b| running(b).is_none()) {
-        let driver = host.pci_device(b)?.and_then(|p| p.driver);
-        differs |= driver.as_deref() != Some(PCIBACK);
-    }
-    let reboot = req.persistent.then_some(differs);
-    Ok(((hide != before).then_some(hide), reboot))
 }
 
 /// One line of `xl pci-assignable-list -n`: a device on pciback that no

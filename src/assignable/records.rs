@@ -1,14 +1,12 @@
-//! What survives a reboot: the driver record and the boot-time hide list.
+//! What survives a reboot: the driver record.
 //!
 //! [`DriverRecord`] is this project's own note of the driver each device had
 //! before it went to pciback (JSON, `ManagedFile::DriverRecord`), written
 //! before the unbind so that no crash can lose it. libxl keeps the same
 //! fact in xenstore (`/libxl/pci/BDF/driver_path`), but xenstore is wiped by
 //! a reboot.
-//!
-//! [`HideList`] is the modprobe.d file that tells xen-pciback to seize
-//! devices when it loads (`options xen-pciback hide=(BDF)(BDF)`), so that
-//! dom0's drivers never get them after a reboot.
+//! The boot configuration, which decides where devices are after a reboot,
+//! is planned in `boot.rs`.
 
 use std::collections::BTreeMap;
 
@@ -118,96 +116,5 @@ impl DriverRecord {
         host.file_write(ManagedFile::DriverRecord, format!("{text}\n").as_bytes())?;
         self.on_disk.clone_from(&self.drivers);
         Ok(())
-    }
-}
-
-/// The devices xen-pciback hides from dom0 drivers at boot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HideList {
-    /// The devices, sorted.
-    pub devices: Vec<Bdf>,
-}
-
-impl HideList {
-    /// Reads the managed modprobe.d file (empty when absent). Entries it
-    /// cannot read as one BDF (wildcards written by hand) are kept out.
-    pub fn read(host: &dyn Host) -> Result<HideList, HostError> {
-        let text = host
-            .file_read(ManagedFile::ModprobeHide)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        Ok(HideList::parse(&text))
-    }
-
-    /// The BDFs of every `hide=(...)` in `text`.
-    pub fn parse(text: &str) -> HideList {
-        let mut devices: Vec<Bdf> = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .flat_map(|l| l.split_whitespace())
-            .filter_map(|w| w.strip_prefix("hide="))
-            .flat_map(|v| v.split(['(', ')']))
-            .filter_map(|b| Bdf::parse(b).ok())
-            .collect();
-        devices.sort();
-        devices.dedup();
-        HideList { devices }
-    }
-
-    /// The file's text for these devices.
-    pub fn render(&self) -> String {
-        let mut out = String::from(
-            "# Managed by xenpci (pci_assignable persistent: true): devices that\n\
-             # xen-pciback takes before any dom0 driver at boot. Edits are overwritten.\n",
-        );
-        if !self.devices.is_empty() {
-            let hide: String = self.devices.iter().map(|b| format!("({b})")).collect();
-            out.push_str(&format!("options xen-pciback hide={hide}\n"));
-        }
-        out
-    }
-
-    /// Whether `bdf` is hidden at boot.
-    pub fn contains(&self, bdf: &Bdf) -> bool {
-        self.devices.binary_search(bdf).is_ok()
-    }
-
-    /// Adds or removes `bdf`; returns whether the list changed.
-    pub fn set(&mut self, bdf: Bdf, hidden: bool) -> bool {
-        match (self.devices.binary_search(&bdf), hidden) {
-            (Err(i), true) => {
-                self.devices.insert(i, bdf);
-                true
-            }
-            (Ok(i), false) => {
-                self.devices.remove(i);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hide_list_round_trips() {
-        let mut h = HideList::default();
-        assert!(h.set("07:00.0".parse().unwrap(), true));
-        assert!(h.set("0000:03:00.1".parse().unwrap(), true));
-        assert!(!h.set("07:00.0".parse().unwrap(), true));
-        let text = h.render();
-        assert!(text.contains("options xen-pciback hide=(0000:03:00.1)(0000:07:00.0)\n"));
-        assert_eq!(HideList::parse(&text), h);
-    }
-
-    #[test]
-    fn hide_list_ignores_comments_and_wildcards() {
-        let h = HideList::parse(
-            "# hide=(0000:01:00.0)\noptions xen-pciback hide=(02:00.*)(0000:04:00.0)\n",
-        );
-        assert_eq!(h.devices, vec!["0000:04:00.0".parse().unwrap()]);
     }
 }

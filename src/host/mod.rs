@@ -128,22 +128,64 @@ pub struct Domain {
 
 /// A file the modules manage on the host, named by role; the path of each
 /// on a real dom0 is in [`ManagedFile::path`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ManagedFile {
     /// This project's record of each device's original driver.
     DriverRecord,
-    /// The modprobe.d file that hides devices from dom0 drivers at boot.
+    /// The modprobe.d file that hides devices from dom0 drivers at boot:
+    /// xen-pciback's `hide=` option, and a `softdep` that loads xen-pciback
+    /// before each hidden device's own driver.
     ModprobeHide,
+    /// The modules-load.d file that loads xen-pciback at boot, for hidden
+    /// devices no dom0 driver would load it for.
+    ModulesLoad,
+    /// The initramfs-tools hook that puts xen-pciback into the initramfs,
+    /// where the softdep needs it for drivers loaded from there.
+    InitramfsHook,
+    /// Present while the initramfs has not been rebuilt since the boot
+    /// files changed (written before they change, removed after the
+    /// rebuild): a run that was killed or failed in between rebuilds it.
+    InitramfsPending,
 }
 
 impl ManagedFile {
+    /// The files that decide which devices pciback takes at boot, in the
+    /// order they are written.
+    pub const BOOT: [ManagedFile; 3] = [
+        ManagedFile::ModprobeHide,
+        ManagedFile::ModulesLoad,
+        ManagedFile::InitramfsHook,
+    ];
+
     /// Where the file lives on a real dom0.
     pub fn path(self) -> &'static str {
         match self {
             ManagedFile::DriverRecord => "/var/lib/xenpci/drivers.json",
             ManagedFile::ModprobeHide => "/etc/modprobe.d/xenpci-pciback.conf",
+            ManagedFile::ModulesLoad => "/etc/modules-load.d/xenpci-pciback.conf",
+            ManagedFile::InitramfsHook => "/etc/initramfs-tools/hooks/xenpci-pciback",
+            ManagedFile::InitramfsPending => "/var/lib/xenpci/initramfs-pending",
         }
     }
+
+    /// The mode a new file gets: initramfs-tools runs only executable hooks.
+    pub fn mode(self) -> u32 {
+        match self {
+            ManagedFile::InitramfsHook => 0o755,
+            _ => 0o644,
+        }
+    }
+}
+
+/// The dom0 drivers that would take a device at boot: the modules its
+/// `modalias` resolves to (`modprobe -R`), as udev loads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootDrivers {
+    /// Loadable modules, by module name (`e1000`, `nvme`).
+    pub modules: Vec<String>,
+    /// Those built into the kernel: they bind at enumeration, before any
+    /// module (xen-pciback included) can load.
+    pub builtin: Vec<String>,
 }
 
 /// What went wrong talking to the host: the path or command, and why.
@@ -224,6 +266,16 @@ pub trait Host {
     fn file_read(&self, file: ManagedFile) -> Result<Option<Vec<u8>>, HostError>;
     /// Replaces a managed file atomically.
     fn file_write(&mut self, file: ManagedFile, bytes: &[u8]) -> Result<(), HostError>;
+    /// Removes a managed file (nothing when it is absent).
+    fn file_remove(&mut self, file: ManagedFile) -> Result<(), HostError>;
+    /// The drivers that would take the device at boot.
+    fn boot_drivers(&self, bdf: &Bdf) -> Result<BootDrivers, HostError>;
+    /// Whether the dom0 builds an initramfs with initramfs-tools
+    /// (`update-initramfs`), which then carries a copy of modprobe.d.
+    fn has_initramfs(&self) -> Result<bool, HostError>;
+    /// Rebuilds the initramfs of every installed kernel
+    /// (`update-initramfs -u -k all`); the output whatever its rc.
+    fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError>;
     /// Makes the changes so far durable (the simulated host writes its
     /// snapshot; the real host has nothing to do).
     fn commit(&mut self) -> Result<(), HostError>;

@@ -362,6 +362,8 @@ impl Scratch {
             xl: self.root().join("bin/xl"),
             xenstore: self.root().join("bin/xenstore"),
             ip: self.root().join("bin/ip"),
+            modprobe: self.root().join("bin/modprobe"),
+            update_initramfs: self.root().join("bin/update-initramfs"),
         }
     }
 

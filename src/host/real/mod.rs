@@ -28,6 +28,7 @@
 //! # Ok::<(), xenpci::host::HostError>(())
 //! ```
 
+mod boot;
 mod cmd;
 mod dom0_use;
 mod kmsg;
@@ -40,14 +41,14 @@ use std::path::{Path, PathBuf};
 
 use crate::bdf::Bdf;
 use crate::fileio::{self, FileError, WriteOptions, DEFAULT_MAX_SIZE};
-use crate::host::{CommandOutput, Dom0Use, Domain, Host, HostError, ManagedFile, PciDevice};
+use crate::host::{
+    BootDrivers, CommandOutput, Dom0Use, Domain, Host, HostError, ManagedFile, PciDevice,
+};
 
 use cmd::{Xenstore, PROBE_TIMEOUT, XENSTORE_TIMEOUT};
 use dom0_use::Scan;
 use sysfs::{read_opt, Sysfs};
 
-/// Mode of a managed file this host creates (an existing one keeps its own).
-const MANAGED_FILE_MODE: u32 = 0o644;
 /// Mode of a folder this host creates for a managed file (`/var/lib/xenpci`).
 const MANAGED_DIR_MODE: u32 = 0o755;
 /// The node the toolstack probe reads: `xen-init-dom0` writes it when the
@@ -76,6 +77,11 @@ pub struct Roots {
     pub xenstore: PathBuf,
     /// The `ip` program (iproute2, with `-j`).
     pub ip: PathBuf,
+    /// The `modprobe` program (kmod, with `-R`).
+    pub modprobe: PathBuf,
+    /// initramfs-tools' `update-initramfs`; where it does not exist, the
+    /// dom0 has no initramfs to keep in step.
+    pub update_initramfs: PathBuf,
 }
 
 impl Default for Roots {
@@ -88,6 +94,8 @@ impl Default for Roots {
             xl: PathBuf::from("xl"),
             xenstore: PathBuf::from("xenstore"),
             ip: PathBuf::from("ip"),
+            modprobe: PathBuf::from("modprobe"),
+            update_initramfs: PathBuf::from("/usr/sbin/update-initramfs"),
         }
     }
 }
@@ -306,9 +314,32 @@ impl Host for RealHost {
         // An administrator's symlink is followed, not replaced.
         let target = fileio::resolve_target(&path).map_err(file_err)?;
         let opts = WriteOptions {
-            new_file_mode: Some(MANAGED_FILE_MODE),
+            new_file_mode: Some(file.mode()),
         };
         fileio::atomic_write(&target, bytes, &opts).map_err(file_err)
+    }
+
+    fn file_remove(&mut self, file: ManagedFile) -> Result<(), HostError> {
+        let path = self.managed_path(file);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(sysfs::sysfs_err("remove", &path, &e)),
+        }
+    }
+
+    fn boot_drivers(&self, bdf: &Bdf) -> Result<BootDrivers, HostError> {
+        boot::drivers(&self.roots, bdf)
+    }
+
+    fn has_initramfs(&self) -> Result<bool, HostError> {
+        Ok(self.roots.update_initramfs.is_file())
+    }
+
+    fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError> {
+        // No time limit: it takes as long as compressing every kernel's
+        // initramfs takes (a minute on a slow dom0).
+        cmd::run(&self.roots.update_initramfs, &["-u", "-k", "all"], None)
     }
 
     fn commit(&mut self) -> Result<(), HostError> {

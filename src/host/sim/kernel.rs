@@ -109,6 +109,12 @@ impl Snapshot {
         Ok(())
     }
 
+    /// A driver's probe of a device at boot, when the driver registers
+    /// (`__driver_attach`): as any probe.
+    pub fn boot_probe(&mut self, bdf: &Bdf, driver: &str) -> Result<(), Errno> {
+        self.probe(bdf, driver)
+    }
+
     /// `drivers/DRIVER/bind` (`bind_store`): `ENODEV` for a missing device
     /// or one the driver's id table does not match, `EBUSY` when it has a
     /// driver (`__driver_probe_device`), else the probe's own errno.

@@ -47,6 +47,7 @@
 //! atomically, and only if something changed.
 
 mod attach;
+pub mod boot;
 mod kernel;
 mod libxl;
 mod load;
@@ -124,6 +125,12 @@ impl SimHost {
         &self.state
     }
 
+    /// Boots the simulated dom0 again (see [`boot`]); [`Host::commit`]
+    /// writes the result.
+    pub fn reboot(&mut self) {
+        boot::reboot(&mut self.state);
+    }
+
     fn to_pci_device(&self, d: &snapshot::SimDevice, virtfns: Vec<Bdf>) -> PciDevice {
         PciDevice {
             bdf: d.bdf,
@@ -140,10 +147,7 @@ impl SimHost {
     }
 
     fn managed(&mut self, file: ManagedFile) -> &mut Option<String> {
-        match file {
-            ManagedFile::DriverRecord => &mut self.state.files.driver_record,
-            ManagedFile::ModprobeHide => &mut self.state.files.modprobe_hide,
-        }
+        self.state.files.get_mut(file)
     }
 }
 
@@ -307,10 +311,7 @@ impl Host for SimHost {
     }
 
     fn file_read(&self, file: ManagedFile) -> Result<Option<Vec<u8>>, HostError> {
-        let text = match file {
-            ManagedFile::DriverRecord => &self.state.files.driver_record,
-            ManagedFile::ModprobeHide => &self.state.files.modprobe_hide,
-        };
+        let text = self.state.files.get(file);
         Ok(text.as_ref().map(|t| t.as_bytes().to_vec()))
     }
 
@@ -323,6 +324,23 @@ impl Host for SimHost {
         })?;
         *self.managed(file) = Some(text);
         Ok(())
+    }
+
+    fn file_remove(&mut self, file: ManagedFile) -> Result<(), HostError> {
+        *self.managed(file) = None;
+        Ok(())
+    }
+
+    fn boot_drivers(&self, bdf: &Bdf) -> Result<BootDrivers, HostError> {
+        Ok(boot::boot_drivers(&self.state, bdf))
+    }
+
+    fn has_initramfs(&self) -> Result<bool, HostError> {
+        Ok(self.state.boot.initramfs.is_some())
+    }
+
+    fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError> {
+        Ok(boot::rebuild_initramfs(&mut self.state))
     }
 
     fn commit(&mut self) -> Result<(), HostError> {

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bdf::Bdf;
-use crate::host::{BlockUse, Dom0Use, NetUse, PCIBACK};
+use crate::host::{BlockUse, Dom0Use, ManagedFile, NetUse, PCIBACK};
 
 /// A simulated dom0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +59,9 @@ pub struct Snapshot {
     /// The files the modules manage, by role, as text.
     #[serde(default, skip_serializing_if = "Files::is_empty")]
     pub files: Files,
+    /// How the dom0 boots, for a simulated reboot.
+    #[serde(default, skip_serializing_if = "Boot::is_empty")]
+    pub boot: Boot,
     /// The kernel log, one line each; the simulator appends what the
     /// kernel would print (`pciback 0000:07:00.0: seizing device`).
     #[serde(default)]
@@ -272,15 +275,91 @@ pub struct Files {
     /// `/var/lib/xenpci/drivers.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_record: Option<String>,
-    /// `/etc/modprobe.d/xenpci-pciback.conf`.
+    /// `/etc/modprobe.d/xenpci-pciback.conf`: read at boot by every
+    /// modprobe (its `options xen-pciback hide=` and `softdep` lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modprobe_hide: Option<String>,
+    /// `/etc/modules-load.d/xenpci-pciback.conf`: its module names are
+    /// loaded at boot after udev's coldplug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules_load: Option<String>,
+    /// `/etc/initramfs-tools/hooks/xenpci-pciback`: an initramfs built
+    /// while it exists holds xen-pciback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs_hook: Option<String>,
+    /// `/var/lib/xenpci/initramfs-pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs_pending: Option<String>,
 }
 
 impl Files {
-    fn is_empty(&self) -> bool {
-        self.driver_record.is_none() && self.modprobe_hide.is_none()
+    pub(super) fn is_empty(&self) -> bool {
+        *self == Files::default()
     }
+
+    /// The file of a role.
+    pub fn get(&self, file: ManagedFile) -> &Option<String> {
+        match file {
+            ManagedFile::DriverRecord => &self.driver_record,
+            ManagedFile::ModprobeHide => &self.modprobe_hide,
+            ManagedFile::ModulesLoad => &self.modules_load,
+            ManagedFile::InitramfsHook => &self.initramfs_hook,
+            ManagedFile::InitramfsPending => &self.initramfs_pending,
+        }
+    }
+
+    /// The file of a role, to change.
+    pub fn get_mut(&mut self, file: ManagedFile) -> &mut Option<String> {
+        match file {
+            ManagedFile::DriverRecord => &mut self.driver_record,
+            ManagedFile::ModprobeHide => &mut self.modprobe_hide,
+            ManagedFile::ModulesLoad => &mut self.modules_load,
+            ManagedFile::InitramfsHook => &mut self.initramfs_hook,
+            ManagedFile::InitramfsPending => &mut self.initramfs_pending,
+        }
+    }
+}
+
+/// How the dom0 boots: what `xenpci-sim reboot` (see `boot.rs`) needs to
+/// decide which driver takes each device. A device's boot drivers are its
+/// `drivers_that_match` (a module is named as its driver).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    /// PCI drivers built into the kernel: they take their devices when the
+    /// bus is enumerated, before any module loads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builtin_drivers: Vec<String>,
+    /// Modules that `/etc/modules-load.d` (other than this project's file)
+    /// loads after udev's coldplug, e.g. `["xen-pciback"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules_load: Vec<String>,
+    /// The initramfs of the running kernel, built by initramfs-tools;
+    /// absent: the dom0 boots without one (and has no `update-initramfs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs: Option<Initramfs>,
+}
+
+impl Boot {
+    pub(super) fn is_empty(&self) -> bool {
+        *self == Boot::default()
+    }
+}
+
+/// An initramfs: udev loads the modules it holds for the devices they
+/// match before the root filesystem is mounted, with the modprobe.d it was
+/// built with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Initramfs {
+    /// The PCI driver modules it holds (`nvme`, `ahci`), `xen-pciback`
+    /// included when it holds it.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// This project's files as they were when it was built (only
+    /// `modprobe_hide` matters at boot).
+    #[serde(default, skip_serializing_if = "Files::is_empty")]
+    pub files: Files,
 }
 
 /// Which drivers fail to probe a device: `["pciback"]` (`ENODEV`) or

@@ -1,0 +1,176 @@
+//! `persistent`: the boot configuration that keeps hidden devices on
+//! xen-pciback after a reboot, planned as file changes and an initramfs
+//! rebuild (the mechanism and why it holds: [`crate::bootcfg`]).
+//!
+//! [`plan_boot`] decides which devices are hidden at boot, renders the
+//! three files for them (none at all when no device is hidden), and plans
+//! `update-initramfs` whenever a file changes or an earlier run left the
+//! rebuild pending. It also says whether the boot state will differ from
+//! the running one, device by device, for `reboot_required`.
+
+use crate::bdf::Bdf;
+use crate::bootcfg::{self, ModprobeConf, INITRAMFS_HOOK, MODULES_LOAD};
+use crate::host::{Host, ManagedFile, PCIBACK};
+
+use super::{AssignError, AssignRequest, AssignState, DevicePlan, Step};
+
+/// One boot file: what it holds now and what it will hold (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFile {
+    /// Which file.
+    pub file: ManagedFile,
+    /// Its text now.
+    pub before: Option<String>,
+    /// Its text after the plan.
+    pub after: Option<String>,
+}
+
+/// The boot side of a plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootPlan {
+    /// Every boot file, changed or not, in [`ManagedFile::BOOT`] order.
+    pub files: Vec<BootFile>,
+    /// The steps: file writes and removals, then the initramfs rebuild.
+    pub steps: Vec<Step>,
+    /// With `persistent`: why the next boot will not leave the devices as
+    /// they are now (empty: it will).
+    pub reboot_reasons: Option<Vec<String>>,
+}
+
+/// Plans the boot files for `req`, whose devices end as `devices` say.
+pub fn plan_boot(
+    host: &dyn Host,
+    req: &AssignRequest,
+    devices: &[DevicePlan],
+    warnings: &mut Vec<String>,
+) -> Result<BootPlan, AssignError> {
+    let read = |f: ManagedFile| -> Result<Option<String>, AssignError> {
+        Ok(host
+            .file_read(f)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    let mut conf = ModprobeConf::parse(read(ManagedFile::ModprobeHide)?.as_deref().unwrap_or(""));
+    if !req.persistent {
+        for d in devices.iter().filter(|d| conf.contains(&d.bdf)) {
+            if req.state == AssignState::Absent {
+                warnings.push(format!(
+                    "{} is still hidden from dom0 at boot by {} (set persistent: true to change that)",
+                    d.bdf,
+                    ManagedFile::ModprobeHide.path()
+                ));
+            }
+        }
+        let files = ManagedFile::BOOT
+            .iter()
+            .map(|&file| {
+                let now = read(file)?;
+                Ok(BootFile {
+                    file,
+                    after: now.clone(),
+                    before: now,
+                })
+            })
+            .collect::<Result<_, AssignError>>()?;
+        return Ok(BootPlan {
+            files,
+            ..BootPlan::default()
+        });
+    }
+    for d in devices {
+        conf.set(d.bdf, req.state == AssignState::Present);
+    }
+    conf.softdeps.clear();
+    for b in conf.hidden.clone() {
+        let drivers = host.boot_drivers(&b)?;
+        if let Some(builtin) = drivers.builtin.first() {
+            if devices.iter().any(|d| d.bdf == b) {
+                return Err(AssignError::Invalid(format!(
+                    "persistent: {b} cannot stay hidden at boot: its driver {builtin} is built \
+                     into this kernel and takes it before xen-pciback can load (build {builtin} \
+                     as a module, or leave persistent off and make it assignable after each boot)"
+                )));
+            }
+            warnings.push(format!(
+                "{b} is hidden at boot, but its driver {builtin} is built into this kernel and \
+                 takes it first"
+            ));
+        }
+        let modules = drivers
+            .modules
+            .into_iter()
+            .filter(|m| !bootcfg::is_pciback(m));
+        conf.softdeps.extend(modules);
+    }
+    let initramfs = host.has_initramfs()?;
+    let hidden = !conf.hidden.is_empty();
+    let wanted = |file: ManagedFile| -> Option<String> {
+        match file {
+            ManagedFile::ModprobeHide if hidden => Some(conf.render()),
+            ManagedFile::ModulesLoad if hidden => Some(MODULES_LOAD.into()),
+            ManagedFile::InitramfsHook if hidden && initramfs => Some(INITRAMFS_HOOK.into()),
+            _ => None,
+        }
+    };
+    let mut files = Vec::new();
+    let mut steps = Vec::new();
+    for file in ManagedFile::BOOT {
+        let before = read(file)?;
+        let after = wanted(file);
+        if before != after {
+            steps.push(match &after {
+                Some(text) => Step::WriteFile(file, text.clone()),
+                None => Step::RemoveFile(file),
+            });
+        }
+        files.push(BootFile {
+            file,
+            before,
+            after,
+        });
+    }
+    let pending = host.file_read(ManagedFile::InitramfsPending)?.is_some();
+    if initramfs && (!steps.is_empty() || pending) {
+        steps.push(Step::RebuildInitramfs);
+    }
+    let reasons = reboot_reasons(host, &conf, devices)?;
+    Ok(BootPlan {
+        files,
+        steps,
+        reboot_reasons: Some(reasons),
+    })
+}
+
+/// Where the next boot will leave a device other than it is after the
+/// plan: the devices of the run, and every hidden one.
+fn reboot_reasons(
+    host: &dyn Host,
+    conf: &ModprobeConf,
+    devices: &[DevicePlan],
+) -> Result<Vec<String>, AssignError> {
+    let mut reasons = Vec::new();
+    let mut note = |b: &Bdf, driver: Option<&str>| {
+        let on_pciback = driver == Some(PCIBACK);
+        if conf.contains(b) && !on_pciback {
+            reasons.push(format!(
+                "{b} is hidden from dom0 at boot but is on {} now",
+                driver.unwrap_or("no driver")
+            ));
+        } else if !conf.contains(b) && on_pciback {
+            reasons.push(format!(
+                "{b} is on pciback now but dom0's drivers take it at boot"
+            ));
+        }
+    };
+    for d in devices {
+        note(&d.bdf, d.driver_after.as_deref());
+    }
+    for b in conf
+        .hidden
+        .iter()
+        .filter(|b| devices.iter().all(|d| d.bdf != **b))
+    {
+        let driver = host.pci_device(b)?.and_then(|p| p.driver);
+        note(b, driver.as_deref());
+    }
+    Ok(reasons)
+}
