@@ -542,3 +542,86 @@ fn managed_files_are_created_with_their_folders_and_modes() {
     assert_eq!(mode("etc/modprobe.d/xenpci-pciback.conf"), 0o644);
     host.commit().expect("commit");
 }
+
+#[test]
+fn boot_drivers_resolve_the_modalias_and_name_builtins() {
+    let s = Scratch::dom0();
+    s.write(
+        "sys/bus/pci/devices/0000:00:19.0/modalias",
+        "pci:v00008086d0000153Asv00008086sd00002054bc02sc00i00\n",
+    );
+    s.write(
+        "sys/bus/pci/devices/0000:00:1c.0/modalias",
+        "pci:v00008086d00008C10sv00000000sd00000000bc06sc04i00\n",
+    );
+    s.write(
+        "sys/bus/pci/devices/0000:00:02.0/modalias",
+        "pci:v00008086d000046A6sv00000000sd00000000bc03sc00i00\n",
+    );
+    s.write("proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
+    s.write(
+        "files/lib/modules/6.1.0-28-amd64/modules.builtin",
+        "kernel/drivers/pci/pcie/pcieport.ko\nkernel/drivers/ata/libata.ko\n",
+    );
+    let host = s.host();
+    let nic = host.boot_drivers(&bdf("00:19.0")).expect("boot drivers");
+    assert_eq!(nic.modules, ["e1000e"]);
+    assert!(nic.builtin.is_empty());
+    let port = host.boot_drivers(&bdf("00:1c.0")).expect("boot drivers");
+    assert_eq!(port.builtin, ["pcieport"]);
+    // No module for the alias (modprobe fails): nothing to wait for.
+    let vga = host.boot_drivers(&bdf("00:02.0")).expect("boot drivers");
+    assert_eq!(vga, Default::default());
+    // No modalias file at all: the same.
+    let nvme = host.boot_drivers(&bdf("03:00.0")).expect("boot drivers");
+    assert!(nvme.modules.is_empty());
+    let runs = s.runs();
+    assert_eq!(
+        runs[0],
+        [
+            "modprobe",
+            "-R",
+            "pci:v00008086d0000153Asv00008086sd00002054bc02sc00i00"
+        ]
+    );
+}
+
+#[test]
+fn boot_files_are_written_with_their_modes_removed_and_the_initramfs_rebuilt() {
+    let s = Scratch::dom0();
+    let mut host = s.host();
+    assert!(host.has_initramfs().expect("probe"));
+    host.file_write(ManagedFile::InitramfsHook, b"#!/bin/sh\n")
+        .expect("write");
+    let hook = s
+        .root()
+        .join("files/etc/initramfs-tools/hooks/xenpci-pciback");
+    let mode = fs::metadata(&hook).expect("stat").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755, "initramfs-tools runs only executable hooks");
+    host.file_remove(ManagedFile::InitramfsHook)
+        .expect("remove");
+    assert!(!hook.exists());
+    host.file_remove(ManagedFile::InitramfsHook)
+        .expect("removing an absent file is no error");
+    let out = host.initramfs_rebuild().expect("run");
+    assert_eq!(out.rc, 0);
+    s.write("initramfs-fails", "");
+    let failed = host.initramfs_rebuild().expect("run");
+    assert_eq!(failed.rc, 1);
+    assert_eq!(failed.error_line(), "E: mkinitramfs failure gzip 1");
+    let runs = s.runs();
+    assert_eq!(runs[0], ["update-initramfs", "-u", "-k", "all"]);
+}
+
+#[test]
+fn xen_version_is_the_hypervisors() {
+    let s = Scratch::dom0();
+    assert_eq!(s.host().xen_version().expect("read"), None);
+    s.write("sys/hypervisor/version/major", "4\n");
+    s.write("sys/hypervisor/version/minor", "14\n");
+    assert_eq!(s.host().xen_version().expect("read"), Some((4, 14)));
+    let refused = xenpci::host::check_xen_version(&s.host()).expect_err("4.14 is refused");
+    assert!(refused.to_string().contains("Xen 4.14"), "{refused}");
+    s.write("sys/hypervisor/version/minor", "20\n");
+    assert!(xenpci::host::check_xen_version(&s.host()).is_ok());
+}

@@ -504,6 +504,9 @@ mod tests {
         fn has_initramfs(&self) -> Result<bool, HostError> {
             self.inner.has_initramfs()
         }
+        fn xen_version(&self) -> Result<Option<(u32, u32)>, HostError> {
+            self.inner.xen_version()
+        }
         fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError> {
             self.inner.initramfs_rebuild()
         }

@@ -188,6 +188,27 @@ pub struct BootDrivers {
     pub builtin: Vec<String>,
 }
 
+/// The oldest Xen whose toolstack the modules drive: 4.15 moved libxl's
+/// device records to `/libxl/pci` (from `/libxl/pciback`), added
+/// assignable names and the PCI spec grammar read here.
+pub const OLDEST_XEN: (u32, u32) = (4, 15);
+
+/// Refuses a dom0 whose Xen is older than [`OLDEST_XEN`]: its libxl keeps
+/// other records and reads other specs, so every plan made here could be
+/// wrong there.
+pub fn check_xen_version(host: &dyn Host) -> Result<(), HostError> {
+    match host.xen_version()? {
+        Some((major, minor)) if (major, minor) < OLDEST_XEN => Err(HostError::Other(format!(
+            "this dom0 runs Xen {major}.{minor}: the modules support Xen {}.{} and later \
+             (tested with 4.17 and 4.20); Xen {major}.{minor}'s libxl keeps its device records \
+             elsewhere (/libxl/pciback) and reads PCI specs with another grammar, so nothing \
+             was changed",
+            OLDEST_XEN.0, OLDEST_XEN.1
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What went wrong talking to the host: the path or command, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
@@ -258,6 +279,9 @@ pub trait Host {
     fn xs_directory(&self, path: &str) -> Result<Vec<String>, HostError>;
     /// What dom0 uses the device (and anything below it) for.
     fn dom0_use(&self, bdf: &Bdf) -> Result<Dom0Use, HostError>;
+    /// The running Xen's major and minor version
+    /// (`/sys/hypervisor/version/{major,minor}`), `None` when not on Xen.
+    fn xen_version(&self) -> Result<Option<(u32, u32)>, HostError>;
     /// The running domains.
     fn domains(&self) -> Result<Vec<Domain>, HostError>;
     /// The kernel log (for hints such as pciback's read-only field messages).
@@ -305,10 +329,12 @@ pub fn apply_and_commit<T, E: From<HostError>>(
 /// (locked until dropped, so a run's read-plan-apply is atomic), else the
 /// real dom0.
 pub fn open() -> Result<Box<dyn Host>, HostError> {
-    match std::env::var_os(HOST_ENV) {
-        Some(path) if !path.is_empty() => Ok(Box::new(sim::SimHost::open(PathBuf::from(path))?)),
-        _ => Ok(Box::new(real::RealHost::new())),
-    }
+    let host: Box<dyn Host> = match std::env::var_os(HOST_ENV) {
+        Some(path) if !path.is_empty() => Box::new(sim::SimHost::open(PathBuf::from(path))?),
+        _ => Box::new(real::RealHost::new()),
+    };
+    check_xen_version(host.as_ref())?;
+    Ok(host)
 }
 
 impl fmt::Display for PciDevice {

@@ -336,7 +336,7 @@ impl Scratch {
             .expect("copy");
         }
         fs::create_dir_all(s.root().join("bin")).expect("mkdir");
-        for tool in ["xl", "ip"] {
+        for tool in ["xl", "ip", "modprobe", "update-initramfs"] {
             s.install_tool(tool, tool);
         }
         for verb in ["read", "write", "rm", "list"] {

@@ -290,6 +290,14 @@ impl Host for RealHost {
         })
     }
 
+    fn xen_version(&self) -> Result<Option<(u32, u32)>, HostError> {
+        let dir = self.roots.sys.join("hypervisor/version");
+        let number = |name: &str| -> Result<Option<u32>, HostError> {
+            Ok(read_opt(&dir.join(name))?.and_then(|t| t.trim().parse().ok()))
+        };
+        Ok(number("major")?.zip(number("minor")?))
+    }
+
     fn domains(&self) -> Result<Vec<Domain>, HostError> {
         let out = cmd::run(&self.roots.xl, &["list"], None)?;
         if out.rc != 0 {

@@ -335,6 +335,10 @@ impl Host for SimHost {
         Ok(boot::boot_drivers(&self.state, bdf))
     }
 
+    fn xen_version(&self) -> Result<Option<(u32, u32)>, HostError> {
+        Ok(Some(self.state.xen_version()))
+    }
+
     fn has_initramfs(&self) -> Result<bool, HostError> {
         Ok(self.state.boot.initramfs.is_some())
     }

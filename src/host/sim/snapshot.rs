@@ -29,8 +29,11 @@ pub struct Snapshot {
     /// failed: Operation not supported`. Default `true`.
     #[serde(default = "yes")]
     pub iommu: bool,
-    /// The Xen version the snapshot was taken from, for the reader: the
-    /// simulator always behaves as xl and libxl 4.17.7.
+    /// The Xen version of the dom0 (`xl info`'s `xen_version`, default
+    /// `4.17.7`): the modules refuse one older than 4.15, as on a real dom0.
+    /// Otherwise the simulator behaves as xl and libxl 4.17.7, except where
+    /// a later release changed what they print or do (each such place says
+    /// so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xl_version: Option<String>,
     /// The loaded PCI drivers (`/sys/bus/pci/drivers/*`), in the order they
@@ -626,6 +629,16 @@ pub(super) fn default_matching(driver: Option<&String>) -> Vec<String> {
 }
 
 impl Snapshot {
+    /// [`Snapshot::xl_version`]'s major and minor numbers (4.17 when
+    /// absent or unreadable).
+    pub fn xen_version(&self) -> (u32, u32) {
+        let parsed = self.xl_version.as_deref().and_then(|v| {
+            let mut parts = v.split('.').map(|p| p.trim().parse::<u32>().ok());
+            Some((parts.next()??, parts.next()??))
+        });
+        parsed.unwrap_or((4, 17))
+    }
+
     /// The position of the device at `bdf` in `devices`: every snapshot is
     /// made by `load::parse`, whose `expand` sorts them by BDF, and the
     /// simulator only ever removes devices, so a binary search finds it.
