@@ -590,7 +590,10 @@ fn boot_drivers_resolve_the_modalias_and_name_builtins() {
 fn boot_files_are_written_with_their_modes_removed_and_the_initramfs_rebuilt() {
     let s = Scratch::dom0();
     let mut host = s.host();
-    assert!(host.has_initramfs().expect("probe"));
+    assert_eq!(
+        host.initramfs_tool().expect("probe"),
+        xenpci::host::InitramfsTool::InitramfsTools
+    );
     host.file_write(ManagedFile::InitramfsHook, b"#!/bin/sh\n")
         .expect("write");
     let hook = s
@@ -624,4 +627,19 @@ fn xen_version_is_the_hypervisors() {
     assert!(refused.to_string().contains("Xen 4.14"), "{refused}");
     s.write("sys/hypervisor/version/minor", "20\n");
     assert!(xenpci::host::check_xen_version(&s.host()).is_ok());
+}
+
+#[test]
+fn an_initramfs_built_by_dracut_is_named_not_managed() {
+    let s = Scratch::dom0();
+    fs::remove_file(s.root().join("bin/update-initramfs")).expect("rm");
+    assert_eq!(
+        s.host().initramfs_tool().expect("probe"),
+        xenpci::host::InitramfsTool::None
+    );
+    s.write("files/usr/bin/dracut", "#!/bin/sh\n");
+    assert_eq!(
+        s.host().initramfs_tool().expect("probe"),
+        xenpci::host::InitramfsTool::Unmanaged("dracut".into())
+    );
 }

@@ -501,8 +501,8 @@ mod tests {
         fn boot_drivers(&self, bdf: &Bdf) -> Result<crate::host::BootDrivers, HostError> {
             self.inner.boot_drivers(bdf)
         }
-        fn has_initramfs(&self) -> Result<bool, HostError> {
-            self.inner.has_initramfs()
+        fn initramfs_tool(&self) -> Result<crate::host::InitramfsTool, HostError> {
+            self.inner.initramfs_tool()
         }
         fn xen_version(&self) -> Result<Option<(u32, u32)>, HostError> {
             self.inner.xen_version()

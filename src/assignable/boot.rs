@@ -10,7 +10,7 @@
 
 use crate::bdf::Bdf;
 use crate::bootcfg::{self, ModprobeConf, INITRAMFS_HOOK, MODULES_LOAD};
-use crate::host::{Host, ManagedFile, PCIBACK};
+use crate::host::{Host, InitramfsTool, ManagedFile, PCIBACK};
 
 use super::{AssignError, AssignRequest, AssignState, DevicePlan, Step};
 
@@ -101,8 +101,22 @@ pub fn plan_boot(
             .filter(|m| !bootcfg::is_pciback(m));
         conf.softdeps.extend(modules);
     }
-    let initramfs = host.has_initramfs()?;
     let hidden = !conf.hidden.is_empty();
+    let initramfs = match host.initramfs_tool()? {
+        InitramfsTool::InitramfsTools => true,
+        InitramfsTool::None => false,
+        InitramfsTool::Unmanaged(tool) => {
+            if hidden {
+                warnings.push(format!(
+                    "this dom0 builds its initramfs with {tool}, which xenpci does not configure: \
+                     unless xen-pciback and {} are in it, a driver loaded from the initramfs \
+                     takes a hidden device at boot",
+                    ManagedFile::ModprobeHide.path()
+                ));
+            }
+            false
+        }
+    };
     let wanted = |file: ManagedFile| -> Option<String> {
         match file {
             ManagedFile::ModprobeHide if hidden => Some(conf.render()),

@@ -209,6 +209,17 @@ pub fn check_xen_version(host: &dyn Host) -> Result<(), HostError> {
     }
 }
 
+/// What builds a dom0's initramfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitramfsTool {
+    /// No initramfs generator: drivers load from the root filesystem.
+    None,
+    /// initramfs-tools (`update-initramfs`, Debian's default): managed.
+    InitramfsTools,
+    /// Another generator (`dracut`), which the modules do not configure.
+    Unmanaged(String),
+}
+
 /// What went wrong talking to the host: the path or command, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
@@ -294,9 +305,9 @@ pub trait Host {
     fn file_remove(&mut self, file: ManagedFile) -> Result<(), HostError>;
     /// The drivers that would take the device at boot.
     fn boot_drivers(&self, bdf: &Bdf) -> Result<BootDrivers, HostError>;
-    /// Whether the dom0 builds an initramfs with initramfs-tools
-    /// (`update-initramfs`), which then carries a copy of modprobe.d.
-    fn has_initramfs(&self) -> Result<bool, HostError>;
+    /// What builds the dom0's initramfs, which carries a copy of
+    /// modprobe.d.
+    fn initramfs_tool(&self) -> Result<InitramfsTool, HostError>;
     /// Rebuilds the initramfs of every installed kernel
     /// (`update-initramfs -u -k all`); the output whatever its rc.
     fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError>;

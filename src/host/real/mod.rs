@@ -42,7 +42,8 @@ use std::path::{Path, PathBuf};
 use crate::bdf::Bdf;
 use crate::fileio::{self, FileError, WriteOptions, DEFAULT_MAX_SIZE};
 use crate::host::{
-    BootDrivers, CommandOutput, Dom0Use, Domain, Host, HostError, ManagedFile, PciDevice,
+    BootDrivers, CommandOutput, Dom0Use, Domain, Host, HostError, InitramfsTool, ManagedFile,
+    PciDevice,
 };
 
 use cmd::{Xenstore, PROBE_TIMEOUT, XENSTORE_TIMEOUT};
@@ -340,8 +341,18 @@ impl Host for RealHost {
         boot::drivers(&self.roots, bdf)
     }
 
-    fn has_initramfs(&self) -> Result<bool, HostError> {
-        Ok(self.roots.update_initramfs.is_file())
+    fn initramfs_tool(&self) -> Result<InitramfsTool, HostError> {
+        if self.roots.update_initramfs.is_file() {
+            return Ok(InitramfsTool::InitramfsTools);
+        }
+        let dracut = ["usr/bin/dracut", "usr/sbin/dracut"]
+            .iter()
+            .any(|p| self.roots.files.join(p).is_file());
+        Ok(if dracut {
+            InitramfsTool::Unmanaged("dracut".into())
+        } else {
+            InitramfsTool::None
+        })
     }
 
     fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError> {

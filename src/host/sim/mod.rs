@@ -339,8 +339,11 @@ impl Host for SimHost {
         Ok(Some(self.state.xen_version()))
     }
 
-    fn has_initramfs(&self) -> Result<bool, HostError> {
-        Ok(self.state.boot.initramfs.is_some())
+    fn initramfs_tool(&self) -> Result<InitramfsTool, HostError> {
+        Ok(match self.state.boot.initramfs {
+            Some(_) => InitramfsTool::InitramfsTools,
+            None => InitramfsTool::None,
+        })
     }
 
     fn initramfs_rebuild(&mut self) -> Result<CommandOutput, HostError> {
