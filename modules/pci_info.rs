@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use xenpci::args::OneOrMany;
 use xenpci::assignable::{self, AssignError, AssignableDevice};
 use xenpci::bdf::{Bdf, BdfPattern};
+use xenpci::bootcfg::ModprobeConf;
 use xenpci::guard;
 use xenpci::host::{self, xs_pci_path, Domain, Host, HostError, PciDevice};
 use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
@@ -50,6 +51,9 @@ struct DeviceFacts {
     virtfns: Vec<Bdf>,
     /// Bound to pciback and held by no guest.
     assignable: bool,
+    /// Hidden from dom0's drivers at boot (pci_assignable `persistent`):
+    /// xen-pciback takes it when the dom0 boots.
+    hidden_at_boot: bool,
     /// The domain id libxl records as holding it.
     domid: Option<u32>,
     /// Why the dom0 guard would refuse to take it (empty: it would not).
@@ -124,6 +128,10 @@ fn gather(host: &dyn Host, filter: &[BdfPattern]) -> Result<XenPci, HostError> {
     let assignable = assignable::assignable_list(host)?;
     let toolstack = host.toolstack_running()?;
     let log = host.kernel_log().unwrap_or_default();
+    let boot = host
+        .file_read(host::ManagedFile::ModprobeHide)?
+        .map(|b| ModprobeConf::parse(&String::from_utf8_lossy(&b)))
+        .unwrap_or_default();
     let mut devices = Vec::new();
     for d in host.pci_devices()? {
         if !filter.is_empty() && !filter.iter().any(|p| p.matches(&d.bdf)) {
@@ -136,7 +144,9 @@ fn gather(host: &dyn Host, filter: &[BdfPattern]) -> Result<XenPci, HostError> {
             None
         };
         let used = host.dom0_use(&d.bdf)?;
-        devices.push(facts_of(&d, &assignable, domid, &used, &log));
+        let mut facts = facts_of(&d, &assignable, domid, &used, &log);
+        facts.hidden_at_boot = boot.contains(&d.bdf);
+        devices.push(facts);
     }
     Ok(XenPci {
         devices,
@@ -168,6 +178,7 @@ fn facts_of(
         physfn: d.physfn,
         virtfns: d.virtfns.clone(),
         assignable: assignable.iter().any(|a| a.bdf == d.bdf),
+        hidden_at_boot: false,
         domid,
         guard: guard::refusals(d, used)
             .iter()
