@@ -102,9 +102,10 @@ pub(crate) struct Facts {
     #[serde(skip_serializing_if = "Option::is_none")]
     reboot_required: Option<bool>,
     /// With `persistent`: why the next boot will leave devices other than
-    /// they are now, one sentence per device.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    reboot_reasons: Vec<String>,
+    /// they are now, one sentence per device (empty when
+    /// `reboot_required` is false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reboot_reasons: Option<Vec<String>>,
 }
 
 // `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
@@ -224,7 +225,7 @@ impl Module for PciAssignable {
                 assignable,
                 method: plan.method,
                 reboot_required: plan.reboot_required(),
-                reboot_reasons: plan.boot.reboot_reasons.clone().unwrap_or_default(),
+                reboot_reasons: plan.boot.reboot_reasons.clone(),
             },
         })
     }
