@@ -79,6 +79,9 @@ pub fn plan_boot(
     for d in devices {
         conf.set(d.bdf, req.state == AssignState::Present);
     }
+    if req.state == AssignState::Present {
+        warn_virtual_functions(host, devices, warnings)?;
+    }
     conf.softdeps.clear();
     for b in conf.hidden.clone() {
         let drivers = host.boot_drivers(&b)?;
@@ -152,6 +155,30 @@ pub fn plan_boot(
         steps,
         reboot_reasons: Some(reasons),
     })
+}
+
+/// A VF exists at boot only once something writes its PF's `sriov_numvfs`
+/// again: `hide=` names it, but nothing here creates it.
+fn warn_virtual_functions(
+    host: &dyn Host,
+    devices: &[DevicePlan],
+    warnings: &mut Vec<String>,
+) -> Result<(), AssignError> {
+    let mut vfs = Vec::new();
+    for d in devices {
+        if let Some(pf) = host.pci_device(&d.bdf)?.and_then(|p| p.physfn) {
+            vfs.push((d.bdf, pf));
+        }
+    }
+    if let Some((first, pf)) = vfs.first() {
+        warnings.push(format!(
+            "persistent: {} virtual function(s) ({first} of {pf}, ...) exist after a boot only \
+             once {pf}'s sriov_numvfs is set again, which this module does not do; \
+             xen-pciback takes them then, if it is loaded before their driver",
+            vfs.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Where the next boot will leave a device other than it is after the
