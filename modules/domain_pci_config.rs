@@ -134,9 +134,12 @@ fn request(args: &Args) -> Result<PciRequest, Failure> {
     // Position of each device's first spec: a 512-entry list stays linear.
     let mut seen = std::collections::HashMap::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
-        let spec = arg
-            .to_spec()
-            .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
+        let spec = if args.state == ListState::Absent {
+            arg.to_spec()
+        } else {
+            arg.to_spec_to_add()
+        };
+        let spec = spec.map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
         if let Some(&prev) = seen.get(spec.key()) {
             let prev: &PciSpec = &devices[prev];
             return Err(Failure::msg(format!(

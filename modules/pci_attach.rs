@@ -166,9 +166,11 @@ fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     let mut devices: Vec<PciSpec> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
-        let spec = arg
-            .to_spec()
-            .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
+        let spec = match args.state {
+            AttachState::Present => arg.to_spec_to_add(),
+            AttachState::Absent => arg.to_spec(),
+        };
+        let spec = spec.map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
         if !seen.insert(spec.key().clone()) {
             return Err(Failure::msg(format!(
                 "devices[{i}]: {} is given twice",
