@@ -107,7 +107,10 @@ impl Module for DomainPciConfig {
                 validate: args.validate.as_deref(),
             },
         };
-        let edit = domcfg::edit_file(&args.path, &req, &how)?;
+        // Opened only if the plan must know what a `name=` entry is or which
+        // functions a device has; a file edited where no Xen runs still is.
+        let host = domcfg::HostDevices::open();
+        let edit = domcfg::edit_file(&args.path, &req, &how, &host)?;
         let mut warnings = edit.plan.warnings.clone();
         if args.state == ListState::Absent && req.devices.iter().any(has_options) {
             warnings.push("options of devices are ignored with state=absent".into());

@@ -110,6 +110,7 @@ impl Module for PciAttach {
                     check: true,
                     ..*mode
                 },
+                host.as_ref(),
             )?;
         }
         let plan = attach::plan(host.as_mut(), &req)?;
@@ -127,11 +128,13 @@ impl Module for PciAttach {
         };
         let mut actions = commands.clone();
         let mut diff = Vec::new();
+        let mut warnings = plan.warnings.clone();
         let config = match &args.config {
             None => None,
             Some(path) => {
-                let edit = edit_config(path, &req, &args, mode)?;
+                let edit = edit_config(path, &req, &args, mode, host.as_ref())?;
                 actions.extend(edit.actions.iter().cloned());
+                warnings.extend(edit.plan.warnings.iter().cloned());
                 diff.push(edit.diff());
                 Some(ConfigResult {
                     path: edit.target.display().to_string(),
@@ -147,7 +150,7 @@ impl Module for PciAttach {
             msg: summary(&plan, args.state, config.as_ref()),
             actions,
             diff,
-            warnings: plan.warnings.clone(),
+            warnings,
             facts: Facts {
                 domain: plan.domain.name.clone(),
                 domid: plan.domain.domid,
@@ -193,6 +196,7 @@ fn edit_config(
     req: &AttachRequest,
     args: &Args,
     mode: &Mode,
+    host: &dyn host::Host,
 ) -> Result<domcfg::FileEdit, Failure> {
     let state = match req.state {
         AttachState::Present => ListState::Present,
@@ -211,7 +215,10 @@ fn edit_config(
             validate: None,
         },
     };
-    Ok(domcfg::edit_file(path, &cfg_req, &how)?)
+    // The host says what a `name=` entry is and which functions a device
+    // has, so that one device is one entry whatever form names it.
+    let devices = domcfg::HostDevices::of(host);
+    Ok(domcfg::edit_file(path, &cfg_req, &how, &devices)?)
 }
 
 fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult>) -> String {
