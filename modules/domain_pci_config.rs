@@ -23,7 +23,14 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// or one entry per line with its indentation, quotes and comments).
 ///
 /// Idempotent: entries are compared as xl reads them (`07:00.0` is
-/// `0000:07:00.0`; hex case and option order do not matter). The file is
+/// `0000:07:00.0`; hex case and option order do not matter), on the host
+/// functions they name: `name=NAME` is the device libxl knows by that
+/// assignable name (read from the host when the file or request mixes
+/// names and BDFs; where Xen does not run, names are compared as names,
+/// with a warning), and `BB:DD.*` covers every function of the device. A
+/// device asked in another form than the file's is rewritten in the form
+/// asked, never listed twice; removing one function of a `BB:DD.*` entry
+/// is refused, and so are two entries at one vslot. The file is
 /// replaced atomically (temporary file, fsync, rename), keeping its owner
 /// and mode, under a lock so that concurrent runs lose no update. A symlink
 /// is followed and its target edited. Check mode and diff mode are

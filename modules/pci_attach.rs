@@ -42,7 +42,9 @@ pub(crate) struct Args {
     force: bool,
     /// Also apply the change to this domain config file (as
     /// domain_pci_config with the same devices and state would), so the
-    /// guest keeps the devices when it is next created.
+    /// guest keeps the devices when it is next created. An entry naming
+    /// the same device in another form (`name=` or BDF) is rewritten in
+    /// the form given here, or removed with `state: absent`.
     #[serde(default)]
     config: Option<PathBuf>,
     /// With `config`: keep a timestamped copy of the old file.
