@@ -36,9 +36,10 @@ use crate::spec::{PciDefaults, PciSpec, SpecError};
 use crate::xlcfg::edit::{Editor, ItemChange};
 use crate::xlcfg::{CfgError, Node, Value, XlConfig};
 
+mod host_devices;
 mod matching;
 
-pub use matching::HostDevices;
+pub use host_devices::HostDevices;
 
 /// The `pci_*` keys that set per-device defaults, with their option names.
 pub const DEFAULT_KEYS: [(&str, &str); 4] = [

@@ -16,109 +16,13 @@
 //! cannot be resolved is compared by name only, with a warning, and a
 //! wildcard whose functions cannot be read covers all eight.
 
-use std::cell::OnceCell;
 use std::path::Path;
 
-use crate::bdf::{Bdf, Func};
-use crate::host::{self, xs_pci_path, Host};
+use crate::bdf::Func;
 use crate::spec::{Device, PciSpec};
 use crate::xlcfg::edit::ItemChange;
 
-use super::{Action, DomCfgError, ListState, PciConfig, PciRequest};
-
-/// What the host knows of the devices a config names, read when first
-/// needed: libxl's assignable names and the PCI functions present.
-pub struct HostDevices<'a> {
-    source: Source<'a>,
-    opened: OnceCell<Result<Box<dyn Host>, String>>,
-    names: OnceCell<Result<Vec<(String, Bdf)>, String>>,
-    functions: OnceCell<Result<Vec<Bdf>, String>>,
-}
-
-enum Source<'a> {
-    Nothing,
-    Host(&'a dyn Host),
-    Open,
-}
-
-impl<'a> HostDevices<'a> {
-    /// No host: names are compared as names, a wildcard covers every
-    /// function.
-    pub fn none() -> HostDevices<'static> {
-        HostDevices::from_source(Source::Nothing)
-    }
-
-    /// The host a module already holds.
-    pub fn of(host: &'a dyn Host) -> HostDevices<'a> {
-        HostDevices::from_source(Source::Host(host))
-    }
-
-    /// The host [`host::open`] picks, opened only if the plan needs it (and
-    /// then held until this is dropped).
-    pub fn open() -> HostDevices<'static> {
-        HostDevices::from_source(Source::Open)
-    }
-
-    fn from_source(source: Source<'a>) -> HostDevices<'a> {
-        HostDevices {
-            source,
-            opened: OnceCell::new(),
-            names: OnceCell::new(),
-            functions: OnceCell::new(),
-        }
-    }
-
-    fn host(&self) -> Result<&dyn Host, String> {
-        match &self.source {
-            Source::Nothing => Err("no host was given".into()),
-            Source::Host(h) => Ok(*h),
-            Source::Open => match self
-                .opened
-                .get_or_init(|| host::open().map_err(|e| e.to_string()))
-            {
-                Ok(h) => Ok(h.as_ref()),
-                Err(e) => Err(e.clone()),
-            },
-        }
-    }
-
-    /// Every `/libxl/pci/*/name` record, in xenstore's order (libxl's
-    /// `name2bdf()` takes the first match).
-    fn names(&self) -> &Result<Vec<(String, Bdf)>, String> {
-        self.names.get_or_init(|| {
-            let host = self.host()?;
-            read_names(host)
-        })
-    }
-
-    /// The PCI functions present on the host.
-    fn functions(&self) -> &Result<Vec<Bdf>, String> {
-        self.functions.get_or_init(|| {
-            let host = self.host()?;
-            let devices = host.pci_devices().map_err(|e| e.to_string())?;
-            Ok(devices.into_iter().map(|d| d.bdf).collect())
-        })
-    }
-}
-
-fn read_names(host: &dyn Host) -> Result<Vec<(String, Bdf)>, String> {
-    if !host.toolstack_running().map_err(|e| e.to_string())? {
-        return Err("the Xen toolstack does not run on this host".into());
-    }
-    let mut out = Vec::new();
-    for node in host.xs_directory("/libxl/pci").map_err(|e| e.to_string())? {
-        let Ok(bdf) = Bdf::from_xenstore_form(&node) else {
-            continue;
-        };
-        let name = host
-            .xs_read(&xs_pci_path(&bdf, Some("name")))
-            .map_err(|e| e.to_string())?;
-        if let Some(name) = name {
-            out.push((name, bdf));
-        }
-    }
-    Ok(out)
-}
+use super::{Action, DomCfgError, HostDevices, ListState, PciConfig, PciRequest};
 
 /// A PCI device (all its functions): domain, bus, device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,14 +162,7 @@ pub(super) fn plan_list(
         path: path.to_path_buf(),
         what,
     };
-    for (j, w) in want.iter().enumerate() {
-        if let Some(i) = want[..j].iter().position(|v| v.overlaps(w)) {
-            return Err(conflict(format!(
-                "'{}' and '{}' name the same host device: give each device once",
-                req.devices[i], req.devices[j]
-            )));
-        }
-    }
+    check_asked_once(&req.devices, &want).map_err(conflict)?;
     let mut changes = vec![Change::Keep; current.entries.len()];
     let mut new = Vec::new();
     match req.state {
@@ -285,9 +182,34 @@ pub(super) fn plan_list(
     let mut warnings = resolver.warnings;
     warnings
         .extend(check_vslots(&current.entries, &changes, &new, &req.devices).map_err(conflict)?);
+    let mut plan = list_plan(current, &changes, &new, &req.devices);
+    plan.warnings = warnings;
+    Ok(plan)
+}
+
+/// Refuses two requested specs that cover a function in common.
+fn check_asked_once(asked: &[PciSpec], covers: &[Cover]) -> Result<(), String> {
+    for (j, w) in covers.iter().enumerate() {
+        if let Some(i) = covers[..j].iter().position(|v| v.overlaps(w)) {
+            return Err(format!(
+                "'{}' and '{}' name the same host device: give each device once",
+                asked[i], asked[j]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The editor's changes, the new entries and the actions, in list order.
+fn list_plan(
+    current: &PciConfig,
+    changes: &[Change],
+    new: &[usize],
+    asked: &[PciSpec],
+) -> ListPlan {
     let mut actions = Vec::new();
     let mut item_changes = Vec::with_capacity(changes.len());
-    for ((text, _), change) in current.entries.iter().zip(&changes) {
+    for ((text, _), change) in current.entries.iter().zip(changes) {
         item_changes.push(match change {
             Change::Keep => ItemChange::Keep,
             Change::Remove => {
@@ -295,7 +217,7 @@ pub(super) fn plan_list(
                 ItemChange::Remove
             }
             Change::Replace(r) => {
-                let to = req.devices[*r].clone();
+                let to = asked[*r].clone();
                 actions.push(Action::Update {
                     from: text.clone(),
                     to: to.clone(),
@@ -304,14 +226,14 @@ pub(super) fn plan_list(
             }
         });
     }
-    let new: Vec<PciSpec> = new.iter().map(|&r| req.devices[r].clone()).collect();
+    let new: Vec<PciSpec> = new.iter().map(|&r| asked[r].clone()).collect();
     actions.extend(new.iter().cloned().map(Action::Add));
-    Ok(ListPlan {
+    ListPlan {
         changes: item_changes,
         new,
         actions,
-        warnings,
-    })
+        warnings: Vec::new(),
+    }
 }
 
 /// The requested specs, with their covers.
