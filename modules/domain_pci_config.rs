@@ -23,7 +23,14 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// or one entry per line with its indentation, quotes and comments).
 ///
 /// Idempotent: entries are compared as xl reads them (`07:00.0` is
-/// `0000:07:00.0`; hex case and option order do not matter). The file is
+/// `0000:07:00.0`; hex case and option order do not matter), on the host
+/// functions they name: `name=NAME` is the device libxl knows by that
+/// assignable name (read from the host when the file or request mixes
+/// names and BDFs; where Xen does not run, names are compared as names,
+/// with a warning), and `BB:DD.*` covers every function of the device. A
+/// device asked in another form than the file's is rewritten in the form
+/// asked, never listed twice; removing one function of a `BB:DD.*` entry
+/// is refused, and so are two entries at one vslot. The file is
 /// replaced atomically (temporary file, fsync, rename), keeping its owner
 /// and mode, under a lock so that concurrent runs lose no update. A symlink
 /// is followed and its target edited. Check mode and diff mode are
@@ -107,7 +114,10 @@ impl Module for DomainPciConfig {
                 validate: args.validate.as_deref(),
             },
         };
-        let edit = domcfg::edit_file(&args.path, &req, &how)?;
+        // Opened only if the plan must know what a `name=` entry is or which
+        // functions a device has; a file edited where no Xen runs still is.
+        let host = domcfg::HostDevices::open();
+        let edit = domcfg::edit_file(&args.path, &req, &how, &host)?;
         let mut warnings = edit.plan.warnings.clone();
         if args.state == ListState::Absent && req.devices.iter().any(has_options) {
             warnings.push("options of devices are ignored with state=absent".into());
@@ -134,9 +144,12 @@ fn request(args: &Args) -> Result<PciRequest, Failure> {
     // Position of each device's first spec: a 512-entry list stays linear.
     let mut seen = std::collections::HashMap::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
-        let spec = arg
-            .to_spec()
-            .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
+        let spec = if args.state == ListState::Absent {
+            arg.to_spec()
+        } else {
+            arg.to_spec_to_add()
+        };
+        let spec = spec.map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
         if let Some(&prev) = seen.get(spec.key()) {
             let prev: &PciSpec = &devices[prev];
             return Err(Failure::msg(format!(

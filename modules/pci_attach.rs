@@ -42,7 +42,9 @@ pub(crate) struct Args {
     force: bool,
     /// Also apply the change to this domain config file (as
     /// domain_pci_config with the same devices and state would), so the
-    /// guest keeps the devices when it is next created.
+    /// guest keeps the devices when it is next created. An entry naming
+    /// the same device in another form (`name=` or BDF) is rewritten in
+    /// the form given here, or removed with `state: absent`.
     #[serde(default)]
     config: Option<PathBuf>,
     /// With `config`: keep a timestamped copy of the old file.
@@ -110,6 +112,7 @@ impl Module for PciAttach {
                     check: true,
                     ..*mode
                 },
+                host.as_ref(),
             )?;
         }
         let plan = attach::plan(host.as_mut(), &req)?;
@@ -127,11 +130,13 @@ impl Module for PciAttach {
         };
         let mut actions = commands.clone();
         let mut diff = Vec::new();
+        let mut warnings = plan.warnings.clone();
         let config = match &args.config {
             None => None,
             Some(path) => {
-                let edit = edit_config(path, &req, &args, mode)?;
+                let edit = edit_config(path, &req, &args, mode, host.as_ref())?;
                 actions.extend(edit.actions.iter().cloned());
+                warnings.extend(edit.plan.warnings.iter().cloned());
                 diff.push(edit.diff());
                 Some(ConfigResult {
                     path: edit.target.display().to_string(),
@@ -147,7 +152,7 @@ impl Module for PciAttach {
             msg: summary(&plan, args.state, config.as_ref()),
             actions,
             diff,
-            warnings: plan.warnings.clone(),
+            warnings,
             facts: Facts {
                 domain: plan.domain.name.clone(),
                 domid: plan.domain.domid,
@@ -166,9 +171,11 @@ fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     let mut devices: Vec<PciSpec> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
-        let spec = arg
-            .to_spec()
-            .map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
+        let spec = match args.state {
+            AttachState::Present => arg.to_spec_to_add(),
+            AttachState::Absent => arg.to_spec(),
+        };
+        let spec = spec.map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
         if !seen.insert(spec.key().clone()) {
             return Err(Failure::msg(format!(
                 "devices[{i}]: {} is given twice",
@@ -191,6 +198,7 @@ fn edit_config(
     req: &AttachRequest,
     args: &Args,
     mode: &Mode,
+    host: &dyn host::Host,
 ) -> Result<domcfg::FileEdit, Failure> {
     let state = match req.state {
         AttachState::Present => ListState::Present,
@@ -209,7 +217,10 @@ fn edit_config(
             validate: None,
         },
     };
-    Ok(domcfg::edit_file(path, &cfg_req, &how)?)
+    // The host says what a `name=` entry is and which functions a device
+    // has, so that one device is one entry whatever form names it.
+    let devices = domcfg::HostDevices::of(host);
+    Ok(domcfg::edit_file(path, &cfg_req, &how, &devices)?)
 }
 
 fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult>) -> String {

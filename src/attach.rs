@@ -198,7 +198,16 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
     let mut commands = Vec::new();
     let mut warnings = Vec::new();
     for spec in &req.devices {
-        let bdfs = host_functions(host, spec)?;
+        let bdfs = match (req.state, &spec.device) {
+            // Detaching `BB:DD.*` detaches every function the guest holds
+            // (libxl's remove walks them all).
+            (AttachState::Absent, Device::Bdf(p)) if p.bdf().is_none() => before
+                .iter()
+                .filter(|g| p.matches(&g.bdf))
+                .map(|g| g.bdf)
+                .collect(),
+            _ => host_functions(host, spec)?,
+        };
         let held: Vec<&GuestDevice> = before.iter().filter(|g| bdfs.contains(&g.bdf)).collect();
         let dom = domain.domid.to_string();
         match req.state {

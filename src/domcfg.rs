@@ -23,7 +23,6 @@
 //! assert_eq!(p.after, b"name = 'vm1'\npci = [ '07:00.0', '0000:08:00.0' ]\n");
 //! ```
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -33,9 +32,14 @@ use serde::{Deserialize, Serialize};
 use crate::fileio::{
     self, CommandOutput, FileError, FileLock, TempFile, ValidateError, WriteOptions,
 };
-use crate::spec::{Device, PciDefaults, PciSpec, SpecError};
+use crate::spec::{PciDefaults, PciSpec, SpecError};
 use crate::xlcfg::edit::{Editor, ItemChange};
 use crate::xlcfg::{CfgError, Node, Value, XlConfig};
+
+mod host_devices;
+mod matching;
+
+pub use host_devices::HostDevices;
 
 /// The `pci_*` keys that set per-device defaults, with their option names.
 pub const DEFAULT_KEYS: [(&str, &str); 4] = [
@@ -166,6 +170,15 @@ pub enum DomCfgError {
         /// Why (it names the entry).
         err: SpecError,
     },
+    /// The request would list a device twice, leave part of a wildcard
+    /// entry assigned, or put two devices at one vslot.
+    #[error("{path}: {what}; the file was left untouched")]
+    Conflict {
+        /// The file.
+        path: PathBuf,
+        /// What clashes, naming the entries.
+        what: String,
+    },
     /// The file does not exist and may not be created.
     #[error("Destination {} does not exist (set create: true to create it)", .0.display())]
     Missing(PathBuf),
@@ -260,12 +273,29 @@ impl Plan {
     }
 }
 
-/// Plans `req` against `cfg`: which entries to add, rewrite or remove, and
-/// which settings to write, as splices that keep every other byte.
+/// Plans `req` against `cfg` without a host: names are compared as names
+/// and `BB:DD.*` covers every function (see [`plan_on`]).
 pub fn plan(cfg: &XlConfig, path: &Path, req: &PciRequest) -> Result<Plan, DomCfgError> {
+    plan_on(cfg, path, req, &HostDevices::none())
+}
+
+/// Plans `req` against `cfg`: which entries to add, rewrite or remove, and
+/// which settings to write, as splices that keep every other byte. Entries
+/// are matched on the host functions they cover, `host` telling what a
+/// `name=` is and which functions a device has.
+pub fn plan_on(
+    cfg: &XlConfig,
+    path: &Path,
+    req: &PciRequest,
+    host: &HostDevices<'_>,
+) -> Result<Plan, DomCfgError> {
     let current = PciConfig::read(cfg, path)?;
-    let (changes, new, actions) = plan_list(&current, req);
-    let mut actions = actions;
+    let matching::ListPlan {
+        changes,
+        new,
+        mut actions,
+        warnings,
+    } = matching::plan_list(&current, req, host, path)?;
     let mut ed = Editor::new(cfg);
     if changes.iter().any(|c| *c != ItemChange::Keep) || !new.is_empty() {
         let texts: Vec<String> = new.iter().map(|s| s.to_string()).collect();
@@ -307,61 +337,14 @@ pub fn plan(cfg: &XlConfig, path: &Path, req: &PciRequest) -> Result<Plan, DomCf
         ed.finish()
     };
     let devices = verify(&after, &current, &changes, &new)?;
+    let mut all_warnings = current.warnings;
+    all_warnings.extend(warnings);
     Ok(Plan {
         after,
         actions,
         devices,
-        warnings: current.warnings,
+        warnings: all_warnings,
     })
-}
-
-/// The list part of the plan: a change per existing entry, the new entries,
-/// and the actions in list order.
-fn plan_list(
-    current: &PciConfig,
-    req: &PciRequest,
-) -> (Vec<ItemChange>, Vec<PciSpec>, Vec<Action>) {
-    let mut changes = vec![ItemChange::Keep; current.entries.len()];
-    let mut actions = Vec::new();
-    let mut new = Vec::new();
-    // The first spec asked for each device.
-    let mut wanted: HashMap<&Device, &PciSpec> = HashMap::with_capacity(req.devices.len());
-    for r in &req.devices {
-        wanted.entry(r.key()).or_insert(r);
-    }
-    // The devices of the entries seen so far.
-    let mut listed: HashSet<&Device> = HashSet::with_capacity(current.entries.len());
-    for (i, (text, spec)) in current.entries.iter().enumerate() {
-        let first_for_device = listed.insert(spec.key());
-        match (req.state, wanted.get(spec.key()).copied()) {
-            (ListState::Absent, Some(_)) | (ListState::Exact, None) => {
-                changes[i] = ItemChange::Remove;
-                actions.push(Action::Remove(text.clone()));
-            }
-            (ListState::Present | ListState::Exact, Some(_)) if !first_for_device => {
-                // A second entry for a device would make xl assign it twice.
-                changes[i] = ItemChange::Remove;
-                actions.push(Action::Remove(text.clone()));
-            }
-            (ListState::Present | ListState::Exact, Some(want)) if want != spec => {
-                changes[i] = ItemChange::Replace(want.to_string());
-                actions.push(Action::Update {
-                    from: text.clone(),
-                    to: want.clone(),
-                });
-            }
-            _ => {}
-        }
-    }
-    if req.state != ListState::Absent {
-        for want in &req.devices {
-            if !listed.contains(want.key()) {
-                new.push(want.clone());
-                actions.push(Action::Add(want.clone()));
-            }
-        }
-    }
-    (changes, new, actions)
 }
 
 /// Reads `after` back and checks that its pci list is the planned one.
@@ -477,11 +460,13 @@ pub struct FileEdit {
 }
 
 /// Edits the config at `path` as `req` asks: resolve symlinks, lock (so
-/// concurrent runs serialise from read to write), read, plan, write.
+/// concurrent runs serialise from read to write), read, plan (on `host`'s
+/// devices), write.
 pub fn edit_file(
     path: &Path,
     req: &PciRequest,
     how: &EditSpec<'_>,
+    host: &HostDevices<'_>,
 ) -> Result<FileEdit, DomCfgError> {
     let target = fileio::resolve_target(path)?;
     let missing = || DomCfgError::Missing(path.to_path_buf());
@@ -504,7 +489,7 @@ pub fn edit_file(
         path: target.clone(),
         err,
     })?;
-    let plan = plan(&cfg, &target, req)?;
+    let plan = plan_on(&cfg, &target, req, host)?;
     let mut actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
     let mut written = Written::default();
     if plan.changed() {

@@ -17,8 +17,9 @@ use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 use proptest::test_runner::Config;
 
-use xenpci::domcfg::{plan, ListState, PciConfig, PciRequest};
-use xenpci::spec::PciSpec;
+use xenpci::bdf::Func;
+use xenpci::domcfg::{plan, DomCfgError, ListState, PciConfig, PciRequest};
+use xenpci::spec::{Device, PciSpec};
 use xenpci::xlcfg::edit::{Editor, ItemChange};
 use xenpci::xlcfg::lexer::lex;
 use xenpci::xlcfg::{Op, XlConfig};
@@ -119,7 +120,7 @@ fn entry_text() -> impl Strategy<Value = String> {
         }
         s
     });
-    // A whole-device entry: `*` (xl takes it; parse_strict wants a vslot).
+    // A whole-device entry: `*` with a vslot, as libxl wants to add it.
     let all =
         (0u32..3, 0u32..3, 1u32..=0x1f).prop_map(|(b, d, v)| format!("{b:02x}:{d:02x}.*@{v:x}"));
     prop_oneof![12 => by_bdf, 2 => by_name, 1 => all]
@@ -161,10 +162,11 @@ fn request() -> impl Strategy<Value = PciRequest> {
         prop_oneof![4 => Just(ListState::Present), 1 => Just(ListState::Absent), 1 => Just(ListState::Exact)],
     )
         .prop_map(|(specs, state)| {
-            // The module refuses a device given twice: keep the first.
+            // The plan refuses a device given twice (also as a function of
+            // a wildcard): keep the first.
             let mut devices: Vec<PciSpec> = Vec::new();
             for s in specs {
-                if !devices.iter().any(|d| d.same_device(&s)) {
+                if !devices.iter().any(|d| overlaps(&cover(d), &cover(&s))) {
                     devices.push(s);
                 }
             }
@@ -497,28 +499,159 @@ fn render_list(key: &str, layout: &Layout, items: &[String]) -> String {
 // ---------------------------------------------------------------------------
 // The model: what the pci list should be after a request.
 
-fn expected(before: &[PciSpec], req: &PciRequest) -> Vec<PciSpec> {
-    let wanted = |s: &PciSpec| req.devices.iter().find(|r| r.same_device(s));
-    let mut out = Vec::new();
-    match req.state {
-        ListState::Absent => out.extend(before.iter().filter(|s| wanted(s).is_none()).cloned()),
-        ListState::Present | ListState::Exact => {
-            for (i, s) in before.iter().enumerate() {
-                match wanted(s) {
-                    Some(w) if before[..i].iter().all(|p| !p.same_device(s)) => out.push(w.clone()),
-                    Some(_) => {}
-                    None if req.state == ListState::Present => out.push(s.clone()),
-                    None => {}
-                }
+/// The host functions a spec covers, without a host: a BDF its function,
+/// `BB:DD.*` all eight, a name only itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cover {
+    Funcs((u16, u8, u8), u8),
+    Name(String),
+}
+
+fn cover(s: &PciSpec) -> Cover {
+    match &s.device {
+        Device::Bdf(p) => Cover::Funcs(
+            (p.domain, p.bus, p.dev),
+            match p.func {
+                Func::One(f) => 1 << f,
+                Func::All => 0xff,
+            },
+        ),
+        Device::Name(n) => Cover::Name(n.clone()),
+    }
+}
+
+fn overlaps(a: &Cover, b: &Cover) -> bool {
+    match (a, b) {
+        (Cover::Funcs(x, m), Cover::Funcs(y, n)) => x == y && m & n != 0,
+        (a, b) => a == b,
+    }
+}
+
+/// Whether every function of `a` is one of `b`'s.
+fn within(a: &Cover, b: &Cover) -> bool {
+    match (a, b) {
+        (Cover::Funcs(x, m), Cover::Funcs(y, n)) => x == y && m & !n == 0,
+        (a, b) => a == b,
+    }
+}
+
+/// What the pci list should become, or `Err` when the plan must refuse: a
+/// device asked twice, a wildcard entry partly removed or asked with other
+/// options, two entries at one vslot where the run writes one.
+fn expected(before: &[PciSpec], req: &PciRequest) -> Result<Vec<PciSpec>, &'static str> {
+    let want: Vec<Cover> = req.devices.iter().map(cover).collect();
+    for (j, w) in want.iter().enumerate() {
+        if want[..j].iter().any(|v| overlaps(v, w)) {
+            return Err("asked twice");
+        }
+    }
+    // Per entry: None (removed) or the spec it becomes and whether written.
+    let mut out: Vec<Option<(PciSpec, bool)>> =
+        before.iter().map(|s| Some((s.clone(), false))).collect();
+    let mut new = Vec::new();
+    if req.state == ListState::Absent {
+        for (i, s) in before.iter().enumerate() {
+            let c = cover(s);
+            let hit = want.iter().filter(|w| overlaps(w, &c)).count() > 0;
+            if !hit {
+                continue;
             }
-            for w in &req.devices {
-                if !before.iter().any(|s| s.same_device(w)) {
-                    out.push(w.clone());
+            let whole = match &c {
+                Cover::Funcs(slot, m) => {
+                    let gone = want.iter().fold(0u8, |acc, w| match w {
+                        Cover::Funcs(x, n) if x == slot => acc | n,
+                        _ => acc,
+                    });
+                    m & !gone == 0
+                }
+                Cover::Name(_) => true,
+            };
+            if !whole {
+                return Err("part of a wildcard entry");
+            }
+            out[i] = None;
+        }
+    } else {
+        let exact = req.state == ListState::Exact;
+        let mut replaced = vec![false; before.len()];
+        let mut hit_any = vec![false; before.len()];
+        for (w, wc) in req.devices.iter().zip(&want) {
+            let hits: Vec<usize> = (0..before.len())
+                .filter(|&i| !replaced[i] && overlaps(&cover(&before[i]), wc))
+                .collect();
+            for &i in &hits {
+                hit_any[i] = true;
+            }
+            let keeper = match hits
+                .iter()
+                .copied()
+                .find(|&i| !within(&cover(&before[i]), wc))
+            {
+                Some(i) if !exact => {
+                    let e = &before[i];
+                    let same = (
+                        e.permissive,
+                        e.msitranslate,
+                        e.seize,
+                        e.power_mgmt,
+                        e.rdm_policy,
+                    ) == (
+                        w.permissive,
+                        w.msitranslate,
+                        w.seize,
+                        w.power_mgmt,
+                        w.rdm_policy,
+                    );
+                    if !same || w.vslot.is_some_and(|v| e.vslot != Some(v)) {
+                        return Err("a function of a wildcard entry with other options");
+                    }
+                    Some(i)
+                }
+                Some(i) => {
+                    out[i] = Some((w.clone(), true));
+                    replaced[i] = true;
+                    Some(i)
+                }
+                None => match hits.first() {
+                    None => {
+                        new.push(w.clone());
+                        None
+                    }
+                    Some(&i) => {
+                        if before[i] != *w {
+                            out[i] = Some((w.clone(), true));
+                            replaced[i] = true;
+                        }
+                        Some(i)
+                    }
+                },
+            };
+            for &i in hits.iter().filter(|&&i| Some(i) != keeper) {
+                out[i] = None;
+            }
+        }
+        if exact {
+            for (i, hit) in hit_any.iter().enumerate() {
+                if !hit {
+                    out[i] = None;
                 }
             }
         }
     }
-    out
+    let list: Vec<(PciSpec, bool)> = out
+        .into_iter()
+        .flatten()
+        .chain(new.into_iter().map(|w| (w, true)))
+        .collect();
+    for (j, (b, written)) in list.iter().enumerate() {
+        let clash = list[..j]
+            .iter()
+            .any(|(a, w)| a.vslot.is_some() && a.vslot == b.vslot && (*w || *written));
+        if clash {
+            return Err("two entries at one vslot");
+        }
+    }
+    Ok(list.into_iter().map(|(s, _)| s).collect())
 }
 
 fn read_devices(bytes: &[u8]) -> Vec<PciSpec> {
@@ -575,11 +708,18 @@ proptest! {
         let cfg = XlConfig::parse(&src)
             .map_err(|e| TestCaseError::fail(format!("generator made a bad file ({e}):\n{}", lossy(&src))))?;
         let before = read_devices(&src);
-        let p = plan(&cfg, Path::new(PATH), &req)
-            .map_err(|e| TestCaseError::fail(format!("{e}\n--- file:\n{}", lossy(&src))))?;
+        let planned = plan(&cfg, Path::new(PATH), &req);
+        let model = expected(&before, &req);
+        let p = match (planned, model) {
+            (Ok(p), Ok(_)) => p,
+            // A refusal the model predicts leaves nothing to check further.
+            (Err(DomCfgError::Conflict { .. }), Err(_)) => return Ok(()),
+            (Err(e), _) => return Err(TestCaseError::fail(format!("{e}\n--- file:\n{}", lossy(&src)))),
+            (Ok(p), Err(why)) => return Err(TestCaseError::fail(format!("planned {:?}, the model refuses ({why})\n--- file:\n{}", p.devices, lossy(&src)))),
+        };
         let back = read_devices(&p.after);
         prop_assert_eq!(&back, &p.devices, "read back != planned\n--- before:\n{}\n--- after:\n{}", lossy(&src), lossy(&p.after));
-        prop_assert_eq!(&p.devices, &expected(&before, &req), "planned != model\n--- before:\n{}\n--- after:\n{}", lossy(&src), lossy(&p.after));
+        prop_assert_eq!(Ok(p.devices.clone()), expected(&before, &req), "planned != model\n--- before:\n{}\n--- after:\n{}", lossy(&src), lossy(&p.after));
         prop_assert_eq!(p.changed(), p.after != src, "changed flag disagrees with bytes");
         let cfg2 = XlConfig::parse(&p.after).unwrap();
         let again = plan(&cfg2, Path::new(PATH), &req).unwrap();

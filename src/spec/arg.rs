@@ -51,6 +51,22 @@ impl SpecArg {
             SpecArg::Object(o) => o.to_spec(),
         }
     }
+
+    /// [`SpecArg::to_spec`], for a device to attach or to list: function
+    /// `*` also needs a vslot, which libxl demands when it adds the device
+    /// ("Must specify a v-slot for multi-function devices"). Removing
+    /// `BB:DD.*` needs none.
+    pub fn to_spec_to_add(&self) -> Result<PciSpec, SpecError> {
+        let spec = self.to_spec()?;
+        check_func_all(&spec).map_err(|problem| SpecError::Refused {
+            input: match self {
+                SpecArg::Text(s) => s.clone(),
+                SpecArg::Object(o) => serde_json::to_string(o).unwrap_or_default(),
+            },
+            problem,
+        })?;
+        Ok(spec)
+    }
 }
 
 /// A PCI device spec as an object. Exactly one of `bdf` and `name`.
@@ -59,7 +75,7 @@ impl SpecArg {
 pub struct PciSpecObject {
     /// Host PCI address `[DDDD:]BB:DD.F` in hex, e.g. `0000:07:00.0`; the
     /// function may be `*` for all functions of the device (then `vslot`
-    /// is required).
+    /// is required, except to remove it).
     // A String, not a BdfPattern, so that a bad value gets to_spec()'s
     // explanation; the schema still shows the pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,7 +190,6 @@ impl PciSpecObject {
             power_mgmt: self.power_mgmt,
             rdm_policy: self.rdm_policy,
         };
-        check_func_all(&spec).map_err(refuse)?;
         Ok(spec)
     }
 }
@@ -239,7 +254,6 @@ mod tests {
         for (bad, msg) in [
             (r#"{"bdf":"07:00.0","name":"x"}"#, "both"),
             (r#"{}"#, "names no device"),
-            (r#"{"bdf":"07:00.*"}"#, "needs a vslot"),
             (r#"{"bdf":"07:00.0","vslot":0}"#, "vslot 0"),
             (r#"{"bdf":"07:00.0","vslot":32}"#, "1 to 31"),
             (r#"{"name":"a,b"}"#, "no ','"),
@@ -254,6 +268,15 @@ mod tests {
             let e = arg.to_spec().expect_err(bad);
             assert!(e.to_string().contains(msg), "{bad}: {e}");
         }
+        // `*` without a vslot: fine to remove, refused to add.
+        let all: SpecArg = serde_json::from_str(r#"{"bdf":"07:00.*"}"#).unwrap();
+        assert!(all.to_spec().is_ok());
+        let e = all.to_spec_to_add().unwrap_err();
+        assert!(e.to_string().contains("needs a vslot"), "{e}");
+        let e = SpecArg::Text("07:00.*".into())
+            .to_spec_to_add()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("\"07:00.*\": "), "{e}");
         let e =
             serde_json::from_str::<SpecArg>(r#"{"bdf":"07:00.0","permisive":true}"#).unwrap_err();
         assert!(e.to_string().contains("permisive"), "{e}");

@@ -35,9 +35,10 @@ impl PciSpec {
     /// - a parameter given twice (xl keeps the last; `@N` counts as
     ///   `vslot`, the positional BDF as `bdf`);
     /// - `rdm_policy=invalid`;
-    /// - an empty name, or one with leading or trailing blanks;
-    /// - function `*` without a vslot (libxl refuses it at attach time:
-    ///   "Must specify a v-slot for multi-function devices").
+    /// - an empty name, or one with leading or trailing blanks.
+    ///
+    /// Function `*` without a vslot is accepted here: removing it needs no
+    /// slot; [`crate::spec::SpecArg::to_spec_to_add`] refuses it for adding.
     ///
     /// Anything xl itself rejects is rejected with the same error as
     /// [`PciSpec::parse_xl`].
@@ -115,7 +116,6 @@ impl PciSpec {
                 }
             }
         }
-        check_func_all(&spec).map_err(refuse)?;
         Ok(spec)
     }
 }
@@ -239,7 +239,7 @@ mod tests {
         refused!("07:00.0,rdm_policy=invalid" => "rdm_policy=strict or rdm_policy=relaxed");
         refused!("name=" => "the name is empty");
         refused!("name= gpu" => "leading or trailing blanks");
-        refused!("07:00.*" => "needs a vslot");
+        strict_ok!("07:00.*" => "0000:07:00.*");
         refused!("07:00.0\0,seize=1" => "NUL");
     }
 
