@@ -107,6 +107,8 @@ impl Module for DomainPciConfig {
                 validate: args.validate.as_deref(),
             },
         };
+        // A failed write says what it had done (a backup, or the new file
+        // in place when only the folder's flush failed).
         let edit = domcfg::edit_file(&args.path, &req, &how)?;
         let mut warnings = edit.plan.warnings.clone();
         if args.state == ListState::Absent && req.devices.iter().any(has_options) {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use xenpci::args::{bool_lenient, OneOrMany};
 use xenpci::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
 use xenpci::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
@@ -99,47 +100,77 @@ impl Module for PciAttach {
         if !mode.check {
             host.lock_for_changes().map_err(AttachError::from)?;
         }
-        // A config file that cannot be edited fails the run before the
-        // guest is touched, so that the two never disagree by our doing.
-        if let Some(path) = &args.config {
-            edit_config(
-                path,
-                &req,
-                &args,
-                &Mode {
-                    check: true,
-                    ..*mode
-                },
-            )?;
-        }
+        // The config's lock is taken before anything is planned and held to
+        // its write, and the new file is staged before the guest is touched:
+        // a file that cannot be edited stops the run while neither the guest
+        // nor the file has changed.
+        let config = match &args.config {
+            Some(path) => Some(prepare_config(path, &req, mode)?),
+            None => None,
+        };
         let plan = attach::plan(host.as_mut(), &req)?;
-        let planned: Vec<String> = plan
-            .commands
-            .iter()
-            .map(|c| format!("xl {}", c.join(" ")))
-            .collect();
-        let (commands, after) = if mode.check || plan.commands.is_empty() {
-            (planned, plan.before.clone())
+        let write = WriteSpec {
+            backup: args.backup,
+            validate: None,
+        };
+        let staged = match &config {
+            Some(c) => c.stage(&write)?,
+            None => None,
+        };
+        let commands = if mode.check || plan.commands.is_empty() {
+            plan.commands
+                .iter()
+                .map(|c| format!("xl {}", c.join(" ")))
+                .collect()
         } else {
-            let done = host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan))?;
-            let after = attach::guest_devices(host.as_mut(), &plan.domain)?;
-            (done, after)
+            // A hot-plug that failed half-way leaves the file alone (see
+            // `failed_after`).
+            host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan)).map_err(|e| {
+                let f = Failure::from(e);
+                let done = f.actions.clone();
+                failed_after(f, &done, &plan, host.as_mut(), None)
+            })?
+        };
+        let ran = if mode.check { &[][..] } else { &commands[..] };
+        // The hot-plug is done and stays: a device is where it was asked to
+        // go, and a failed write leaves the file whole as it was; the result
+        // says which of the two changed, and a rerun writes the file.
+        let edit = match config {
+            Some(c) => {
+                let path = c.target.display().to_string();
+                Some(c.finish(staged, &write).map_err(|e| {
+                    let file = json!({"path": path, "changed": e.replaced});
+                    let f = Failure::from(e).after(ran);
+                    failed_after(f, ran, &plan, host.as_mut(), Some(file))
+                })?)
+            }
+            None => None,
         };
         let mut actions = commands.clone();
         let mut diff = Vec::new();
-        let config = match &args.config {
-            None => None,
-            Some(path) => {
-                let edit = edit_config(path, &req, &args, mode)?;
-                actions.extend(edit.actions.iter().cloned());
-                diff.push(edit.diff());
-                Some(ConfigResult {
-                    path: edit.target.display().to_string(),
-                    devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
-                    changed: edit.plan.changed(),
-                    backup_file: edit.written.backup_file.map(|p| p.display().to_string()),
-                })
+        let config = edit.map(|edit| {
+            actions.extend(edit.actions.iter().cloned());
+            diff.push(edit.diff());
+            ConfigResult {
+                path: edit.target.display().to_string(),
+                devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
+                changed: edit.plan.changed(),
+                backup_file: edit.written.backup_file.map(|p| p.display().to_string()),
             }
+        });
+        let after = if ran.is_empty() {
+            plan.before.clone()
+        } else {
+            attach::guest_devices(host.as_mut(), &plan.domain).map_err(|e| {
+                let file = config.as_ref().map(|c| json!(c));
+                failed_after(
+                    Failure::from(e).after(&actions),
+                    ran,
+                    &plan,
+                    host.as_mut(),
+                    file,
+                )
+            })?
         };
         let changed = !commands.is_empty() || config.as_ref().is_some_and(|c| c.changed);
         Ok(Outcome {
@@ -157,6 +188,39 @@ impl Module for PciAttach {
                 config,
             },
         })
+    }
+}
+
+/// `f`, a failure after `ran` was run on the guest, with what is known of
+/// the result's own keys: the guest, what it held before and holds now (as
+/// far as `xl pci-list` still answers), the commands run and the config
+/// file's part. Only a failure after a change carries them.
+///
+/// A hot-plug that failed half-way leaves the config file as it was, so the
+/// file never lists a device the guest was not given; the guest keeps what
+/// it took (undoing a hot-plug needs the guest's cooperation and may fail
+/// in turn), the result lists it, and a rerun finishes the job.
+fn failed_after(
+    f: Failure,
+    ran: &[String],
+    plan: &attach::Plan,
+    host: &mut dyn host::Host,
+    config: Option<serde_json::Value>,
+) -> Failure {
+    if !f.changed {
+        return f;
+    }
+    let mut f = f
+        .with_known("domain", &plan.domain.name)
+        .with_known("domid", plan.domain.domid)
+        .with_known("devices_before", &plan.before)
+        .with_known("commands", ran);
+    if let Ok(now) = attach::guest_devices(host, &plan.domain) {
+        f = f.with_known("devices_after", now);
+    }
+    match config {
+        Some(c) => f.with_known("config", c),
+        None => f,
     }
 }
 
@@ -186,12 +250,13 @@ fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     })
 }
 
-fn edit_config(
+/// Locks (not in check mode), reads and plans the config file's edit: the
+/// same devices and state, as domain_pci_config would.
+fn prepare_config(
     path: &std::path::Path,
     req: &AttachRequest,
-    args: &Args,
     mode: &Mode,
-) -> Result<domcfg::FileEdit, Failure> {
+) -> Result<domcfg::PreparedEdit, Failure> {
     let state = match req.state {
         AttachState::Present => ListState::Present,
         AttachState::Absent => ListState::Absent,
@@ -204,12 +269,9 @@ fn edit_config(
     let how = EditSpec {
         create: false,
         check: mode.check,
-        write: WriteSpec {
-            backup: args.backup,
-            validate: None,
-        },
+        ..EditSpec::default()
     };
-    Ok(domcfg::edit_file(path, &cfg_req, &how)?)
+    Ok(domcfg::prepare(path, &cfg_req, &how)?)
 }
 
 fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult>) -> String {
