@@ -273,3 +273,47 @@ pub fn edit_file(
     let staged = edit.stage(&how.write)?;
     edit.finish(staged, &how.write)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domcfg::ListState;
+    use crate::spec::PciSpec;
+
+    /// A write that fails after its backup (the staged file is gone before
+    /// the rename) names the backup as done and leaves the file as it was.
+    #[test]
+    fn a_failed_rename_after_the_backup_reports_the_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("vm1.cfg");
+        std::fs::write(&cfg, "pci = [ '07:00.0' ]\n").unwrap();
+        let req = PciRequest {
+            devices: vec![PciSpec::parse_strict("08:00.0").unwrap()],
+            state: ListState::Present,
+            ..PciRequest::default()
+        };
+        let how = EditSpec {
+            write: WriteSpec {
+                backup: true,
+                validate: None,
+            },
+            ..EditSpec::default()
+        };
+        let edit = prepare(&cfg, &req, &how).unwrap();
+        let staged = edit.stage(&how.write).unwrap().expect("a change to stage");
+        std::fs::remove_file(staged.tmp.path()).unwrap();
+        let failed = edit.finish(Some(staged), &how.write).unwrap_err();
+        let target = cfg.canonicalize().unwrap();
+        assert_eq!(failed.done, [format!("back up {}", target.display())]);
+        assert!(!failed.replaced);
+        let backup = failed.backup_file.clone().expect("a backup");
+        assert_eq!(std::fs::read(&backup).unwrap(), b"pci = [ '07:00.0' ]\n");
+        assert_eq!(std::fs::read(&cfg).unwrap(), b"pci = [ '07:00.0' ]\n");
+        let f = crate::protocol::Failure::from(failed);
+        assert!(f.changed, "{f:?}");
+        assert_eq!(
+            f.details["backup_file"],
+            serde_json::json!(backup.display().to_string())
+        );
+    }
+}
