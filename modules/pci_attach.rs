@@ -11,7 +11,7 @@ use xenpci::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice}
 use xenpci::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
 use xenpci::host;
 use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
-use xenpci::spec::{PciSpec, SpecArg};
+use xenpci::spec::{Device, PciSpec, SpecArg};
 
 /// Hot-plug PCI devices into a running Xen guest, or out of it.
 ///
@@ -123,13 +123,13 @@ impl Module for PciAttach {
                 .map(|c| format!("xl {}", c.join(" ")))
                 .collect()
         } else {
-            // A hot-plug that failed half-way leaves the file alone (see
-            // `failed_after`).
-            host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan)).map_err(|e| {
-                let f = Failure::from(e);
-                let done = f.actions.clone();
-                failed_after(f, &done, &plan, host.as_mut(), None)
-            })?
+            match host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan)) {
+                Ok(done) => done,
+                Err(e) => {
+                    let file = config.map(|c| (c, &req));
+                    return Err(hotplug_failed(e.into(), &plan, file, &write, host.as_mut()));
+                }
+            }
         };
         let ran = if mode.check { &[][..] } else { &commands[..] };
         // The hot-plug is done and stays: a device is where it was asked to
@@ -151,12 +151,7 @@ impl Module for PciAttach {
         let config = edit.map(|edit| {
             actions.extend(edit.actions.iter().cloned());
             diff.push(edit.diff());
-            ConfigResult {
-                path: edit.target.display().to_string(),
-                devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
-                changed: edit.plan.changed(),
-                backup_file: edit.written.backup_file.map(|p| p.display().to_string()),
-            }
+            config_result(&edit)
         });
         let after = if ran.is_empty() {
             plan.before.clone()
@@ -191,15 +186,88 @@ impl Module for PciAttach {
     }
 }
 
+/// The config file's part of the result.
+fn config_result(edit: &domcfg::FileEdit) -> ConfigResult {
+    ConfigResult {
+        path: edit.target.display().to_string(),
+        devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
+        changed: edit.plan.changed(),
+        backup_file: edit
+            .written
+            .backup_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    }
+}
+
+/// The failure of a hot-plug, `f`, with the config file, if any, brought
+/// to what the guest took: when some commands ran before the failure, the
+/// file gets the devices whose commands all ran (and those the guest
+/// already held as asked), planned again from the bytes read under the lock
+/// still held, so that the file never lists a device the guest was not
+/// given, nor misses one it was.
+fn hotplug_failed(
+    f: Failure,
+    plan: &attach::Plan,
+    config: Option<(domcfg::PreparedEdit, &AttachRequest)>,
+    write: &WriteSpec<'_>,
+    host: &mut dyn host::Host,
+) -> Failure {
+    let ran = f.actions.clone();
+    let (mut f, mut file) = (f, None);
+    if let (Some((mut edit, req)), false) = (config, ran.is_empty()) {
+        let took = config_request(req, specs_done(req, plan, ran.len()));
+        let path = edit.target.display().to_string();
+        let written = edit
+            .replan(&took)
+            .and_then(|()| edit.stage(write))
+            .map_err(Box::<domcfg::EditFailure>::from)
+            .and_then(|staged| edit.finish(staged, write));
+        match written {
+            Ok(edit) => {
+                f.actions.extend(edit.actions.iter().cloned());
+                file = Some(json!(config_result(&edit)));
+            }
+            Err(e) => {
+                f.msg
+                    .push_str(&format!("; {path} was not updated either: {}", e.error));
+                f.actions.extend(e.done.iter().cloned());
+                file = Some(json!({"path": path, "changed": e.replaced}));
+            }
+        }
+    }
+    failed_after(f, &ran, plan, host, file)
+}
+
+/// The request's specs whose xl commands all ran: the plan's first `ran`
+/// commands did. A detach serves a spec by its BDF; a `name=` spec cannot
+/// be told from a BDF here, so it counts as not done while any detach has
+/// not run.
+fn specs_done(req: &AttachRequest, plan: &attach::Plan, ran: usize) -> Vec<PciSpec> {
+    let not_run = plan.commands.get(ran..).unwrap_or_default();
+    let serves = |command: &Vec<String>, spec: &PciSpec| {
+        let last = command.last().map(String::as_str);
+        match (command.first().map(String::as_str), &spec.device) {
+            (Some("pci-attach"), _) => last == Some(spec.to_string().as_str()),
+            (_, Device::Bdf(p)) => p.bdf().map(|b| b.to_string()).as_deref() == last,
+            (_, Device::Name(_)) => true,
+        }
+    };
+    req.devices
+        .iter()
+        .filter(|s| !not_run.iter().any(|c| serves(c, s)))
+        .cloned()
+        .collect()
+}
+
 /// `f`, a failure after `ran` was run on the guest, with what is known of
 /// the result's own keys: the guest, what it held before and holds now (as
 /// far as `xl pci-list` still answers), the commands run and the config
 /// file's part. Only a failure after a change carries them.
 ///
-/// A hot-plug that failed half-way leaves the config file as it was, so the
-/// file never lists a device the guest was not given; the guest keeps what
-/// it took (undoing a hot-plug needs the guest's cooperation and may fail
-/// in turn), the result lists it, and a rerun finishes the job.
+/// The guest keeps what it took before a failure (undoing a hot-plug needs
+/// the guest's cooperation and may fail in turn): the result lists it, and
+/// a rerun finishes the job.
 fn failed_after(
     f: Failure,
     ran: &[String],
@@ -257,21 +325,26 @@ fn prepare_config(
     req: &AttachRequest,
     mode: &Mode,
 ) -> Result<domcfg::PreparedEdit, Failure> {
-    let state = match req.state {
-        AttachState::Present => ListState::Present,
-        AttachState::Absent => ListState::Absent,
-    };
-    let cfg_req = PciRequest {
-        devices: req.devices.clone(),
-        state,
-        ..PciRequest::default()
-    };
+    let cfg_req = config_request(req, req.devices.clone());
     let how = EditSpec {
         create: false,
         check: mode.check,
         ..EditSpec::default()
     };
     Ok(domcfg::prepare(path, &cfg_req, &how)?)
+}
+
+/// The config edit of `devices` in the request's state.
+fn config_request(req: &AttachRequest, devices: Vec<PciSpec>) -> PciRequest {
+    let state = match req.state {
+        AttachState::Present => ListState::Present,
+        AttachState::Absent => ListState::Absent,
+    };
+    PciRequest {
+        devices,
+        state,
+        ..PciRequest::default()
+    }
 }
 
 fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult>) -> String {

@@ -81,14 +81,19 @@ impl Dom0AndConfig {
         }
     }
 
-    /// Attaches 07:00.0 at vslot 5 to vm1 with `config`, as `nobody` when
+    /// Attaches 07:00.0 at vslot 5 to vm1 with `config`: [`Self::attach_devices`].
+    fn attach(&self, as_nobody: bool) -> Value {
+        self.attach_devices(json!("07:00.0@5"), as_nobody)
+    }
+
+    /// Attaches `devices` to vm1 with `config`, as `nobody` when
     /// `as_nobody` and the tests run as root (whom no mode bit stops), and
     /// returns the result, the host's changes and the config after, with
     /// the folders' paths redacted.
-    fn attach(&self, as_nobody: bool) -> Value {
+    fn attach_devices(&self, devices: Value, as_nobody: bool) -> Value {
         let args = json!({
             "domain": "vm1",
-            "devices": "07:00.0@5",
+            "devices": devices,
             "config": self.cfg,
         });
         let args_file = self.host_dir.path().join("args.json");
@@ -192,4 +197,23 @@ fn guest_unreadable_after_the_hotplug_reports_what_was_done() {
     let setup = Dom0AndConfig::new(&json!({"fail_after_changes": 1}));
     let value = setup.attach(false);
     insta::assert_json_snapshot!("guest_unreadable_after_the_hotplug", value);
+}
+
+/// The second of two hot-plugs fails (Xen refuses 03:00.0, EPERM): vm1
+/// keeps 07:00.0, and the config gets 07:00.0 alone, so that the file lists
+/// what the guest was given, no more and no less. It used to report the
+/// failure with the file untouched.
+#[test]
+fn half_done_hotplug_writes_what_the_guest_took() {
+    let setup = Dom0AndConfig::new(&json!({
+        "pciback": {"slots": ["0000:07:00.0", "0000:03:00.0"]},
+        "devices": {"03:00.0": {
+            "driver": "pciback",
+            "drivers_that_match": ["e1000e"],
+            "quarantined": true,
+            "assign_fails": "EPERM"
+        }}
+    }));
+    let value = setup.attach_devices(json!(["07:00.0@5", "03:00.0"]), false);
+    insta::assert_json_snapshot!("half_done_hotplug", value);
 }

@@ -193,6 +193,18 @@ impl PreparedEdit {
         format!("back up {}", self.target.display())
     }
 
+    /// Plans the edit again for `req` (a part of the first request, say:
+    /// what a half-done hot-plug did), from the bytes read under the lock
+    /// still held.
+    pub fn replan(&mut self, req: &PciRequest) -> Result<(), DomCfgError> {
+        let cfg = XlConfig::parse(&self.before).map_err(|err| DomCfgError::Syntax {
+            path: self.target.clone(),
+            err,
+        })?;
+        self.plan = plan(&cfg, &self.target, req)?;
+        Ok(())
+    }
+
     /// Writes the new bytes to a temporary file beside the target and runs
     /// `validate` on it: a full folder, a read-only one or a refusing
     /// `validate` fail here, before anything changes. `None` when the file
