@@ -132,18 +132,8 @@ impl Module for PciAttach {
             }
         };
         let ran = if mode.check { &[][..] } else { &commands[..] };
-        // The hot-plug is done and stays: a device is where it was asked to
-        // go, and a failed write leaves the file whole as it was; the result
-        // says which of the two changed, and a rerun writes the file.
         let edit = match config {
-            Some(c) => {
-                let path = c.target.display().to_string();
-                Some(c.finish(staged, &write).map_err(|e| {
-                    let file = json!({"path": path, "changed": e.replaced});
-                    let f = Failure::from(e).after(ran);
-                    failed_after(f, ran, &plan, host.as_mut(), Some(file))
-                })?)
-            }
+            Some(c) => Some(finish_config(c, staged, &write, ran, &plan, host.as_mut())?),
             None => None,
         };
         let mut actions = commands.clone();
@@ -157,14 +147,9 @@ impl Module for PciAttach {
             plan.before.clone()
         } else {
             attach::guest_devices(host.as_mut(), &plan.domain).map_err(|e| {
+                let f = Failure::from(e).after(&actions);
                 let file = config.as_ref().map(|c| json!(c));
-                failed_after(
-                    Failure::from(e).after(&actions),
-                    ran,
-                    &plan,
-                    host.as_mut(),
-                    file,
-                )
+                failed_after(f, ran, &plan, host.as_mut(), file)
             })?
         };
         let changed = !commands.is_empty() || config.as_ref().is_some_and(|c| c.changed);
@@ -184,6 +169,26 @@ impl Module for PciAttach {
             },
         })
     }
+}
+
+/// Puts the staged config in place, once `ran` was run on the guest. The
+/// hot-plug stays whatever happens here: the device is where it was asked
+/// to go, a failed write leaves the file whole as it was, the result says
+/// which of the two changed, and a rerun writes the file.
+fn finish_config(
+    edit: domcfg::PreparedEdit,
+    staged: Option<domcfg::Staged>,
+    write: &WriteSpec<'_>,
+    ran: &[String],
+    plan: &attach::Plan,
+    host: &mut dyn host::Host,
+) -> Result<domcfg::FileEdit, Failure> {
+    let path = edit.target.display().to_string();
+    edit.finish(staged, write).map_err(|e| {
+        let file = json!({"path": path, "changed": e.replaced});
+        let f = Failure::from(e).after(ran);
+        failed_after(f, ran, plan, host, Some(file))
+    })
 }
 
 /// The config file's part of the result.
