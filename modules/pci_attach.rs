@@ -22,7 +22,12 @@ use xenpci::spec::{Device, PciSpec, SpecArg};
 /// a pci list needs `passthrough = "enabled"` in its config (see
 /// domain_pci_config) to take hot-plugged devices; the failure says so.
 /// With `config`, the same change is written into the guest's config file,
-/// so that it survives a restart of the guest. An attached device whose
+/// so that it survives a restart of the guest: the file is locked, read and
+/// its edit staged before the guest is touched (a file that cannot be
+/// edited fails the run with nothing changed), and written under the same
+/// lock after the hot-plug, with the devices the guest took if a hot-plug
+/// failed half-way. A failure after a change reports `changed: true` and
+/// what was done. An attached device whose
 /// options differ from the request is reported in `warnings`, not
 /// re-attached. Check mode and diff mode (of `config`) are supported;
 /// `XENPCI_HOST=FILE` runs against a simulated dom0.
