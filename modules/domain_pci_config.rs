@@ -116,6 +116,8 @@ impl Module for DomainPciConfig {
         };
         // Opened only if the plan must know what a `name=` entry is or which
         // functions a device has; a file edited where no Xen runs still is.
+        // A failed write says what it had done (a backup, or the new file
+        // in place when only the folder's flush failed).
         let host = domcfg::HostDevices::open();
         let edit = domcfg::edit_file(&args.path, &req, &how, &host)?;
         let mut warnings = edit.plan.warnings.clone();

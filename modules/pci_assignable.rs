@@ -142,12 +142,14 @@ impl Module for PciAssignable {
                 .collect();
             (steps.chain(hide).collect(), after)
         } else {
-            let done = host::apply_and_commit(host.as_mut(), |h| assignable::apply(h, &plan))?;
+            let done = host::apply_and_commit(host.as_mut(), |h| assignable::apply(h, &plan))
+                .map_err(|f| {
+                    let devices = devices_at_failure(&plan, f.devices_done, host.as_ref());
+                    failed_after(Failure::from(f), &plan, devices, host.as_ref())
+                })?;
             warnings.extend(done.warnings);
             (done.actions, done.drivers_after)
         };
-        let assignable =
-            assignable::assignable_list(host.as_ref()).map_err(assignable::AssignError::from)?;
         let devices: Vec<DeviceResult> = plan
             .devices
             .iter()
@@ -159,6 +161,14 @@ impl Module for PciAssignable {
                 driver_after: after,
             })
             .collect();
+        let ran = if mode.check { &[][..] } else { &actions[..] };
+        let assignable = match assignable::assignable_list(host.as_ref()) {
+            Ok(list) => list,
+            Err(e) => {
+                let f = Failure::from(assignable::AssignError::from(e)).after(ran);
+                return Err(failed_after(f, &plan, devices, host.as_ref()));
+            }
+        };
         let changed_count = devices.iter().filter(|d| d.changed).count();
         let kernel_picks: Vec<Bdf> = plan
             .devices
@@ -229,6 +239,59 @@ impl Module for PciAssignable {
             },
         })
     }
+}
+
+/// `f`, a failure after the host changed, with what is known of the
+/// result's own keys: the devices (see [`devices_at_failure`]), the method,
+/// and the assignable list when the host still answers. A failure before
+/// any change carries none of them.
+fn failed_after(
+    f: Failure,
+    plan: &assignable::Plan,
+    devices: Vec<DeviceResult>,
+    host: &dyn host::Host,
+) -> Failure {
+    if !f.changed {
+        return f;
+    }
+    let f = f
+        .with_known("devices", devices)
+        .with_known("method", plan.method);
+    match assignable::assignable_list(host) {
+        Ok(list) => f.with_known("assignable", list),
+        Err(_) => f,
+    }
+}
+
+/// Each device's result at a failure: the first `done` devices had every
+/// step done (their driver as the host shows it, else as planned); the
+/// others (the one that failed, rolled back or not, and those not reached)
+/// as the host shows them, and left out when it cannot say.
+fn devices_at_failure(
+    plan: &assignable::Plan,
+    done: usize,
+    host: &dyn host::Host,
+) -> Vec<DeviceResult> {
+    let mut out = Vec::new();
+    for (i, d) in plan.devices.iter().enumerate() {
+        let now = host.pci_device(&d.bdf).ok().flatten().map(|p| p.driver);
+        let (driver_after, changed) = match now {
+            Some(now) if i < done => (now, !d.steps.is_empty()),
+            None if i < done => (d.driver_after.clone(), !d.steps.is_empty()),
+            Some(now) => {
+                let changed = now != d.driver_before;
+                (now, changed)
+            }
+            None => continue,
+        };
+        out.push(DeviceResult {
+            bdf: d.bdf,
+            driver_before: d.driver_before.clone(),
+            driver_after,
+            changed,
+        });
+    }
+    out
 }
 
 /// The checked request: every BDF parsed and the name checked before the

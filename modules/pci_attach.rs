@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use xenpci::args::{bool_lenient, OneOrMany};
 use xenpci::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
 use xenpci::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
 use xenpci::host;
 use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
-use xenpci::spec::{PciSpec, SpecArg};
+use xenpci::spec::{Device, PciSpec, SpecArg};
 
 /// Hot-plug PCI devices into a running Xen guest, or out of it.
 ///
@@ -21,7 +22,12 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// a pci list needs `passthrough = "enabled"` in its config (see
 /// domain_pci_config) to take hot-plugged devices; the failure says so.
 /// With `config`, the same change is written into the guest's config file,
-/// so that it survives a restart of the guest. An attached device whose
+/// so that it survives a restart of the guest: the file is locked, read and
+/// its edit staged before the guest is touched (a file that cannot be
+/// edited fails the run with nothing changed), and written under the same
+/// lock after the hot-plug, with the devices the guest took if a hot-plug
+/// failed half-way. A failure after a change reports `changed: true` and
+/// what was done. An attached device whose
 /// options differ from the request is reported in `warnings`, not
 /// re-attached. Check mode and diff mode (of `config`) are supported;
 /// `XENPCI_HOST=FILE` runs against a simulated dom0.
@@ -101,50 +107,59 @@ impl Module for PciAttach {
         if !mode.check {
             host.lock_for_changes().map_err(AttachError::from)?;
         }
-        // A config file that cannot be edited fails the run before the
-        // guest is touched, so that the two never disagree by our doing.
-        if let Some(path) = &args.config {
-            edit_config(
-                path,
-                &req,
-                &args,
-                &Mode {
-                    check: true,
-                    ..*mode
-                },
-                host.as_ref(),
-            )?;
-        }
+        // The config's lock is taken before anything is planned and held to
+        // its write, and the new file is staged before the guest is touched:
+        // a file that cannot be edited stops the run while neither the guest
+        // nor the file has changed.
+        let config = match &args.config {
+            Some(path) => Some(prepare_config(path, &req, mode, host.as_ref())?),
+            None => None,
+        };
         let plan = attach::plan(host.as_mut(), &req)?;
-        let planned: Vec<String> = plan
-            .commands
-            .iter()
-            .map(|c| format!("xl {}", c.join(" ")))
-            .collect();
-        let (commands, after) = if mode.check || plan.commands.is_empty() {
-            (planned, plan.before.clone())
+        let write = WriteSpec {
+            backup: args.backup,
+            validate: None,
+        };
+        let staged = match &config {
+            Some(c) => c.stage(&write)?,
+            None => None,
+        };
+        let commands = if mode.check || plan.commands.is_empty() {
+            plan.commands
+                .iter()
+                .map(|c| format!("xl {}", c.join(" ")))
+                .collect()
         } else {
-            let done = host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan))?;
-            let after = attach::guest_devices(host.as_mut(), &plan.domain)?;
-            (done, after)
+            match host::apply_and_commit(host.as_mut(), |h| attach::apply(h, &plan)) {
+                Ok(done) => done,
+                Err(e) => {
+                    let file = config.map(|c| (c, &req));
+                    return Err(hotplug_failed(e.into(), &plan, file, &write, host.as_mut()));
+                }
+            }
+        };
+        let ran = if mode.check { &[][..] } else { &commands[..] };
+        let edit = match config {
+            Some(c) => Some(finish_config(c, staged, &write, ran, &plan, host.as_mut())?),
+            None => None,
         };
         let mut actions = commands.clone();
         let mut diff = Vec::new();
         let mut warnings = plan.warnings.clone();
-        let config = match &args.config {
-            None => None,
-            Some(path) => {
-                let edit = edit_config(path, &req, &args, mode, host.as_ref())?;
-                actions.extend(edit.actions.iter().cloned());
-                warnings.extend(edit.plan.warnings.iter().cloned());
-                diff.push(edit.diff());
-                Some(ConfigResult {
-                    path: edit.target.display().to_string(),
-                    devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
-                    changed: edit.plan.changed(),
-                    backup_file: edit.written.backup_file.map(|p| p.display().to_string()),
-                })
-            }
+        let config = edit.map(|edit| {
+            actions.extend(edit.actions.iter().cloned());
+            warnings.extend(edit.plan.warnings.iter().cloned());
+            diff.push(edit.diff());
+            config_result(&edit)
+        });
+        let after = if ran.is_empty() {
+            plan.before.clone()
+        } else {
+            attach::guest_devices(host.as_mut(), &plan.domain).map_err(|e| {
+                let f = Failure::from(e).after(&actions);
+                let file = config.as_ref().map(|c| json!(c));
+                failed_after(f, ran, &plan, host.as_mut(), file)
+            })?
         };
         let changed = !commands.is_empty() || config.as_ref().is_some_and(|c| c.changed);
         Ok(Outcome {
@@ -162,6 +177,132 @@ impl Module for PciAttach {
                 config,
             },
         })
+    }
+}
+
+/// Puts the staged config in place, once `ran` was run on the guest. The
+/// hot-plug stays whatever happens here: the device is where it was asked
+/// to go, a failed write leaves the file whole as it was, the result says
+/// which of the two changed, and a rerun writes the file.
+fn finish_config(
+    edit: domcfg::PreparedEdit,
+    staged: Option<domcfg::Staged>,
+    write: &WriteSpec<'_>,
+    ran: &[String],
+    plan: &attach::Plan,
+    host: &mut dyn host::Host,
+) -> Result<domcfg::FileEdit, Failure> {
+    let path = edit.target.display().to_string();
+    edit.finish(staged, write).map_err(|e| {
+        let file = json!({"path": path, "changed": e.replaced});
+        let f = Failure::from(e).after(ran);
+        failed_after(f, ran, plan, host, Some(file))
+    })
+}
+
+/// The config file's part of the result.
+fn config_result(edit: &domcfg::FileEdit) -> ConfigResult {
+    ConfigResult {
+        path: edit.target.display().to_string(),
+        devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
+        changed: edit.plan.changed(),
+        backup_file: edit
+            .written
+            .backup_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    }
+}
+
+/// The failure of a hot-plug, `f`, with the config file, if any, brought
+/// to what the guest took: when some commands ran before the failure, the
+/// file gets the devices whose commands all ran (and those the guest
+/// already held as asked), planned again from the bytes read under the lock
+/// still held, so that the file never lists a device the guest was not
+/// given, nor misses one it was.
+fn hotplug_failed(
+    f: Failure,
+    plan: &attach::Plan,
+    config: Option<(domcfg::PreparedEdit, &AttachRequest)>,
+    write: &WriteSpec<'_>,
+    host: &mut dyn host::Host,
+) -> Failure {
+    let ran = f.actions.clone();
+    let (mut f, mut file) = (f, None);
+    if let (Some((mut edit, req)), false) = (config, ran.is_empty()) {
+        let took = config_request(req, specs_done(req, plan, ran.len()));
+        let path = edit.target.display().to_string();
+        let written = edit
+            .replan(&took, &domcfg::HostDevices::of(&*host))
+            .and_then(|()| edit.stage(write))
+            .map_err(Box::<domcfg::EditFailure>::from)
+            .and_then(|staged| edit.finish(staged, write));
+        match written {
+            Ok(edit) => {
+                f.actions.extend(edit.actions.iter().cloned());
+                file = Some(json!(config_result(&edit)));
+            }
+            Err(e) => {
+                f.msg
+                    .push_str(&format!("; {path} was not updated either: {}", e.error));
+                f.actions.extend(e.done.iter().cloned());
+                file = Some(json!({"path": path, "changed": e.replaced}));
+            }
+        }
+    }
+    failed_after(f, &ran, plan, host, file)
+}
+
+/// The request's specs whose xl commands all ran: the plan's first `ran`
+/// commands did. A detach serves a spec by its BDF; a `name=` spec cannot
+/// be told from a BDF here, so it counts as not done while any detach has
+/// not run.
+fn specs_done(req: &AttachRequest, plan: &attach::Plan, ran: usize) -> Vec<PciSpec> {
+    let not_run = plan.commands.get(ran..).unwrap_or_default();
+    let serves = |command: &Vec<String>, spec: &PciSpec| {
+        let last = command.last().map(String::as_str);
+        match (command.first().map(String::as_str), &spec.device) {
+            (Some("pci-attach"), _) => last == Some(spec.to_string().as_str()),
+            (_, Device::Bdf(p)) => p.bdf().map(|b| b.to_string()).as_deref() == last,
+            (_, Device::Name(_)) => true,
+        }
+    };
+    req.devices
+        .iter()
+        .filter(|s| !not_run.iter().any(|c| serves(c, s)))
+        .cloned()
+        .collect()
+}
+
+/// `f`, a failure after `ran` was run on the guest, with what is known of
+/// the result's own keys: the guest, what it held before and holds now (as
+/// far as `xl pci-list` still answers), the commands run and the config
+/// file's part. Only a failure after a change carries them.
+///
+/// The guest keeps what it took before a failure (undoing a hot-plug needs
+/// the guest's cooperation and may fail in turn): the result lists it, and
+/// a rerun finishes the job.
+fn failed_after(
+    f: Failure,
+    ran: &[String],
+    plan: &attach::Plan,
+    host: &mut dyn host::Host,
+    config: Option<serde_json::Value>,
+) -> Failure {
+    if !f.changed {
+        return f;
+    }
+    let mut f = f
+        .with_known("domain", &plan.domain.name)
+        .with_known("domid", plan.domain.domid)
+        .with_known("devices_before", &plan.before)
+        .with_known("commands", ran);
+    if let Ok(now) = attach::guest_devices(host, &plan.domain) {
+        f = f.with_known("devices_after", now);
+    }
+    match config {
+        Some(c) => f.with_known("config", c),
+        None => f,
     }
 }
 
@@ -193,34 +334,37 @@ fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     })
 }
 
-fn edit_config(
+/// Locks (not in check mode), reads and plans the config file's edit: the
+/// same devices and state, as domain_pci_config would.
+fn prepare_config(
     path: &std::path::Path,
     req: &AttachRequest,
-    args: &Args,
     mode: &Mode,
     host: &dyn host::Host,
-) -> Result<domcfg::FileEdit, Failure> {
-    let state = match req.state {
-        AttachState::Present => ListState::Present,
-        AttachState::Absent => ListState::Absent,
-    };
-    let cfg_req = PciRequest {
-        devices: req.devices.clone(),
-        state,
-        ..PciRequest::default()
-    };
+) -> Result<domcfg::PreparedEdit, Failure> {
+    let cfg_req = config_request(req, req.devices.clone());
     let how = EditSpec {
         create: false,
         check: mode.check,
-        write: WriteSpec {
-            backup: args.backup,
-            validate: None,
-        },
+        ..EditSpec::default()
     };
     // The host says what a `name=` entry is and which functions a device
     // has, so that one device is one entry whatever form names it.
     let devices = domcfg::HostDevices::of(host);
-    Ok(domcfg::edit_file(path, &cfg_req, &how, &devices)?)
+    Ok(domcfg::prepare(path, &cfg_req, &how, &devices)?)
+}
+
+/// The config edit of `devices` in the request's state.
+fn config_request(req: &AttachRequest, devices: Vec<PciSpec>) -> PciRequest {
+    let state = match req.state {
+        AttachState::Present => ListState::Present,
+        AttachState::Absent => ListState::Absent,
+    };
+    PciRequest {
+        devices,
+        state,
+        ..PciRequest::default()
+    }
 }
 
 fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult>) -> String {

@@ -6,8 +6,11 @@
 //! `passthrough`, refusing a file whose pci settings xl would reject or
 //! misread. [`plan`] turns a [`PciRequest`] into the new bytes and the
 //! [`Action`]s that lead there, with layout-preserving splices, and checks
-//! its own work by reading the result back. [`write()`] puts the new bytes in
-//! place: lock, backup, temporary file, `validate` command, atomic rename.
+//! its own work by reading the result back. [`edit_file`] puts the new bytes in
+//! place: lock, read, plan, temporary file, `validate` command, backup,
+//! atomic rename; [`prepare`] and [`PreparedEdit::stage`] do the part of it
+//! that may fail before anything changes, for callers that change something
+//! else in between (pci_attach hot-plugs under the file's lock).
 //!
 //! ```
 //! use xenpci::domcfg::{plan, PciRequest, ListState};
@@ -29,17 +32,19 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fileio::{
-    self, CommandOutput, FileError, FileLock, TempFile, ValidateError, WriteOptions,
-};
+use crate::fileio::{FileError, ValidateError};
 use crate::spec::{PciDefaults, PciSpec, SpecError};
 use crate::xlcfg::edit::{Editor, ItemChange};
 use crate::xlcfg::{CfgError, Node, Value, XlConfig};
 
 mod host_devices;
 mod matching;
+mod write;
 
 pub use host_devices::HostDevices;
+pub use write::{
+    edit_file, prepare, EditFailure, EditSpec, FileEdit, PreparedEdit, Staged, WriteSpec, Written,
+};
 
 /// The `pci_*` keys that set per-device defaults, with their option names.
 pub const DEFAULT_KEYS: [(&str, &str); 4] = [
@@ -378,47 +383,6 @@ fn verify(
     Ok(got)
 }
 
-/// How [`write()`] puts the new file in place.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteSpec<'a> {
-    /// Keep a timestamped copy of the old file first.
-    pub backup: bool,
-    /// A command with `%s`, run on the new file before it replaces the old.
-    pub validate: Option<&'a str>,
-}
-
-/// What [`write()`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Written {
-    /// The backup made, if any.
-    pub backup_file: Option<PathBuf>,
-    /// The `validate` command's run, if any.
-    pub validated: Option<CommandOutput>,
-}
-
-/// Writes `after` over `target` (already resolved): backup, temporary file
-/// beside it, `validate` on that file, atomic rename. The caller holds the
-/// [`FileLock`] of `target`, taken before the file was read, so the file
-/// still holds what the plan was made from.
-pub fn write(
-    target: &Path,
-    existed: bool,
-    after: &[u8],
-    how: &WriteSpec<'_>,
-    _lock: &FileLock,
-) -> Result<Written, DomCfgError> {
-    let mut done = Written::default();
-    let tmp = TempFile::create_beside(target, after, &WriteOptions::default())?;
-    if let Some(cmd) = how.validate {
-        done.validated = Some(fileio::run_validate(cmd, tmp.path())?);
-    }
-    if how.backup && existed {
-        done.backup_file = Some(fileio::backup(target)?);
-    }
-    tmp.persist()?;
-    Ok(done)
-}
-
 impl From<DomCfgError> for crate::protocol::Failure {
     fn from(e: DomCfgError) -> Self {
         let f = crate::protocol::Failure::msg(e.to_string());
@@ -429,96 +393,6 @@ impl From<DomCfgError> for crate::protocol::Failure {
                 .with("stdout", &output.stdout)
                 .with("stderr", &output.stderr),
             _ => f,
-        }
-    }
-}
-
-/// One run of a config edit, from path to written file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EditSpec<'a> {
-    /// Create the file when it does not exist.
-    pub create: bool,
-    /// Plan only (check mode): take no lock, write nothing.
-    pub check: bool,
-    /// Backup and validate.
-    pub write: WriteSpec<'a>,
-}
-
-/// What [`edit_file`] did (or, in check mode, would do).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileEdit {
-    /// The file edited (a symlink's target).
-    pub target: PathBuf,
-    /// Its bytes before.
-    pub before: Vec<u8>,
-    /// The plan, with the bytes after.
-    pub plan: Plan,
-    /// The steps in words: the plan's actions, then backup and write.
-    pub actions: Vec<String>,
-    /// What the write did.
-    pub written: Written,
-}
-
-/// Edits the config at `path` as `req` asks: resolve symlinks, lock (so
-/// concurrent runs serialise from read to write), read, plan (on `host`'s
-/// devices), write.
-pub fn edit_file(
-    path: &Path,
-    req: &PciRequest,
-    how: &EditSpec<'_>,
-    host: &HostDevices<'_>,
-) -> Result<FileEdit, DomCfgError> {
-    let target = fileio::resolve_target(path)?;
-    let missing = || DomCfgError::Missing(path.to_path_buf());
-    if !how.create && !target.exists() {
-        return Err(missing());
-    }
-    // Check mode must not even create the lock file.
-    let lock = if how.check {
-        None
-    } else {
-        Some(FileLock::acquire(&target)?)
-    };
-    let before = fileio::read_file(&target, fileio::DEFAULT_MAX_SIZE)?;
-    if before.is_none() && !how.create {
-        return Err(missing());
-    }
-    let existed = before.is_some();
-    let before = before.unwrap_or_default();
-    let cfg = XlConfig::parse(&before).map_err(|err| DomCfgError::Syntax {
-        path: target.clone(),
-        err,
-    })?;
-    let plan = plan_on(&cfg, &target, req, host)?;
-    let mut actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
-    let mut written = Written::default();
-    if plan.changed() {
-        if how.write.backup && existed {
-            actions.push(format!("back up {}", target.display()));
-        }
-        actions.push(format!("write {}", target.display()));
-        if let Some(lock) = &lock {
-            written = write(&target, existed, &plan.after, &how.write, lock)?;
-        }
-    }
-    Ok(FileEdit {
-        target,
-        before,
-        plan,
-        actions,
-        written,
-    })
-}
-
-impl FileEdit {
-    /// The before/after pair of the file, for diff mode.
-    pub fn diff(&self) -> crate::protocol::Diff {
-        let header = self.target.display().to_string();
-        crate::protocol::Diff {
-            before_header: header.clone(),
-            after_header: header,
-            before: String::from_utf8_lossy(&self.before).into_owned(),
-            after: String::from_utf8_lossy(&self.plan.after).into_owned(),
         }
     }
 }

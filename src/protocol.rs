@@ -32,7 +32,10 @@
 //!
 //! A failure carries `failed: true`, `msg` naming the argument, path, BDF or
 //! line at fault, the `actions` done before it, and whatever details the
-//! error adds (a command's `cmd`, `rc`, `stdout`, `stderr`).
+//! error adds (a command's `cmd`, `rc`, `stdout`, `stderr`). A failure after
+//! the host changed says `changed: true`, lists what was done
+//! ([`Failure::after`]) and carries those of the module's own keys it knows
+//! at that point (the devices done so far, say).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -164,6 +167,42 @@ impl Failure {
             serde_json::to_value(value).unwrap_or(Value::Null),
         );
         self
+    }
+
+    /// This failure, come after `done` was carried out: `done` goes first in
+    /// `actions` (before the steps the failure itself names, a rollback for
+    /// instance), and the result says the host changed when anything was
+    /// done. Every error after the host changed goes through here (or
+    /// [`AfterChange::after`]), so that no result hides a change.
+    pub fn after(mut self, done: &[String]) -> Self {
+        if !done.is_empty() {
+            self.changed = true;
+            self.actions.splice(0..0, done.iter().cloned());
+        }
+        self
+    }
+
+    /// Adds a key to the result unless the failure already set it: what a
+    /// module knows of its own keys at the failure (the devices done so
+    /// far, say), beside the details of the error itself.
+    pub fn with_known(mut self, key: &str, value: impl Serialize) -> Self {
+        if !self.details.contains_key(key) {
+            self = self.with(key, value);
+        }
+        self
+    }
+}
+
+/// A step's result once the host has changed: its error becomes a
+/// [`Failure`] that reports what was done before it.
+pub trait AfterChange<T> {
+    /// `Err(e)` becomes `Err(Failure::from(e).after(done))`.
+    fn after(self, done: &[String]) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<Failure>> AfterChange<T> for Result<T, E> {
+    fn after(self, done: &[String]) -> Result<T, Failure> {
+        self.map_err(|e| e.into().after(done))
     }
 }
 
@@ -756,6 +795,27 @@ mod tests {
             Value::Object(o),
             json!({"a": 1, "b": ["x"], "c": "07:00.0", "d": true, "e": "{not json"})
         );
+    }
+
+    #[test]
+    fn a_failure_after_a_change_says_so() {
+        let done = vec!["xl pci-attach 1 0000:07:00.0".to_string()];
+        let before: Result<(), Failure> = Err(Failure::msg("no"));
+        let f = before.after(&[]).unwrap_err();
+        assert!(!f.changed && f.actions.is_empty());
+        let mut rollback = Failure::msg("bind failed");
+        rollback.actions.push("rollback: bind".into());
+        let f = Err::<(), _>(rollback).after(&done).unwrap_err();
+        assert!(f.changed);
+        assert_eq!(f.actions, [done[0].as_str(), "rollback: bind"]);
+        let v = failure_json(
+            &f.with("rc", 1)
+                .with_known("rc", 2)
+                .with_known("devices", ["x"]),
+        );
+        assert_eq!(v["changed"], json!(true));
+        assert_eq!(v["rc"], json!(1));
+        assert_eq!(v["devices"], json!(["x"]));
     }
 
     #[test]

@@ -135,3 +135,21 @@ fn refused_bind_is_rolled_back() {
         );
     }
 }
+
+/// The dom0 stops answering once both devices went through `xl
+/// pci-assignable-add` (`fail_after_changes: 3`, the driver record's write
+/// being the first change): the check of 04:00.0 and its rollback fail.
+/// The result says `changed: true`, lists every step that ran (both xl
+/// commands included), and reports 03:00.0, whose steps all ran, as made
+/// assignable; 04:00.0, whose state the host can no longer tell, is left
+/// out of `devices`.
+#[test]
+fn host_stops_answering_on_the_second_device() {
+    let patch = json!({"fail_after_changes": 3});
+    let args = json!({"devices": ["03:00.0", "04:00.0"]});
+    let (ran, changes, _dir) = run_on_shipped(BIN, "typical", &patch, &args);
+    insta::assert_json_snapshot!(
+        "host_stops_answering_on_the_second_device",
+        json!({"result": ran.json, "host_changes": changes})
+    );
+}

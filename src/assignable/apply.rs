@@ -37,6 +37,9 @@ pub struct ApplyFailure {
     pub actions: Vec<String>,
     /// The failed `xl` run, if that was the failure.
     pub command: Option<Box<CommandOutput>>,
+    /// How many devices of the plan, in order, had all their steps done:
+    /// those are where they were asked to go.
+    pub devices_done: usize,
 }
 
 impl From<HostError> for Box<ApplyFailure> {
@@ -87,18 +90,26 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
                 &mut done.actions,
                 error,
             );
-            return Err(fail(error, &done.actions, command));
+            let mut f = fail(error, &done.actions, command);
+            f.devices_done = i;
+            return Err(f);
         }
     }
-    record
-        .save(host)
-        .map_err(|e| fail(e.into(), &done.actions, None))?;
-    apply_boot(host, plan, &mut record, &mut done)
-        .map_err(|(error, command)| fail(error, &done.actions, command))?;
+    let all_done = |e: HostError, actions: &[String]| {
+        let mut f = fail(e.into(), actions, None);
+        f.devices_done = plan.devices.len();
+        f
+    };
+    record.save(host).map_err(|e| all_done(e, &done.actions))?;
+    apply_boot(host, plan, &mut record, &mut done).map_err(|(error, command)| {
+        let mut f = fail(error, &done.actions, command);
+        f.devices_done = plan.devices.len();
+        f
+    })?;
     for d in &plan.devices {
         let now = host
             .pci_device(&d.bdf)
-            .map_err(|e| fail(e.into(), &done.actions, None))?
+            .map_err(|e| all_done(e, &done.actions))?
             .and_then(|p| p.driver);
         done.drivers_after.push((d.bdf, now));
     }
@@ -161,6 +172,7 @@ fn fail(
         error,
         actions: actions.to_vec(),
         command,
+        devices_done: 0,
     })
 }
 
@@ -265,11 +277,13 @@ fn run_xl(host: &mut dyn Host, args: &[String], done: &mut Applied) -> Result<()
     let out = host.xl(args).map_err(|e| (AssignError::Host(e), None))?;
     let adding = args.first().map(String::as_str) == Some("pci-assignable-add");
     let bdf: Option<Bdf> = args.last().and_then(|a| a.parse().ok());
-    let driver = match bdf {
-        Some(b) => host
-            .pci_device(&b)
-            .map_err(|e| (AssignError::Host(e), None))?
-            .and_then(|p| p.driver),
+    let driver = match bdf.map(|b| host.pci_device(&b)) {
+        Some(Ok(dev)) => dev.and_then(|p| p.driver),
+        // xl ran, whatever it did: the result lists it.
+        Some(Err(e)) => {
+            done.actions.push(Step::Xl(args.to_vec()).to_string());
+            return Err((AssignError::Host(e), None));
+        }
         None => None,
     };
     let on_pciback = driver.as_deref() == Some(PCIBACK);

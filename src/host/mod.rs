@@ -324,7 +324,10 @@ pub trait Host {
 
 /// Runs `apply` on `host`, then makes what it did durable, whether it
 /// succeeded or not: a failed run keeps what it did before failing (its
-/// records, a rollback), on a simulated dom0 as on a real one.
+/// records, a rollback), on a simulated dom0 as on a real one. Only a
+/// simulated dom0's commit can fail (its snapshot cannot be written): its
+/// error then stands alone, since the snapshot still holds the dom0 as it
+/// was and nothing was done.
 pub fn apply_and_commit<T, E: From<HostError>>(
     host: &mut dyn Host,
     apply: impl FnOnce(&mut dyn Host) -> Result<T, E>,
@@ -341,7 +344,7 @@ pub fn apply_and_commit<T, E: From<HostError>>(
 /// real dom0.
 pub fn open() -> Result<Box<dyn Host>, HostError> {
     let host: Box<dyn Host> = match std::env::var_os(HOST_ENV) {
-        Some(path) if !path.is_empty() => Box::new(sim::SimHost::open(PathBuf::from(path))?),
+        Some(path) if !path.is_empty() => sim::open(PathBuf::from(path))?,
         _ => Box::new(real::RealHost::new()),
     };
     check_xen_version(host.as_ref())?;

@@ -33,7 +33,9 @@
 //! "0x10ed", "vf_driver": "ixgbevf"}` instead of listing its VFs.
 //! Fault injection: `"bind_fails": ["pciback"]` on a device (its probe by
 //! that driver fails, `ENODEV`, or `{"pciback": "EIO"}`), `"assign_fails":
-//! "EPERM"` (Xen refuses to assign it).
+//! "EPERM"` (Xen refuses to assign it); `"fail_after_changes": N` at the top
+//! (after N calls that changed the dom0, every call of the run fails: see
+//! [`open`]).
 //!
 //! # Behaviour
 //!
@@ -48,6 +50,7 @@
 
 mod attach;
 pub mod boot;
+mod faults;
 mod kernel;
 mod libxl;
 mod load;
@@ -72,6 +75,19 @@ pub struct SimHost {
     _lock: FileLock,
     state: Snapshot,
     saved: Snapshot,
+}
+
+/// The simulated dom0 at `path` as the modules use it: [`SimHost::open`],
+/// behind the fault of the snapshot's `fail_after_changes` when it has one.
+///
+/// # Errors
+/// As [`SimHost::open`].
+pub fn open(path: PathBuf) -> Result<Box<dyn Host>, HostError> {
+    let host = SimHost::open(path)?;
+    Ok(match host.state().fail_after_changes {
+        Some(limit) => Box::new(faults::Unreliable::new(host, limit)),
+        None => Box::new(host),
+    })
 }
 
 impl SimHost {

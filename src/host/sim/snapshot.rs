@@ -69,6 +69,11 @@ pub struct Snapshot {
     /// kernel would print (`pciback 0000:07:00.0: seizing device`).
     #[serde(default)]
     pub kernel_log: Vec<String>,
+    /// Fault injection: after this many calls that change the dom0 in one
+    /// run, every further call fails, as on a dom0 whose sysfs, xenstore or
+    /// xl stops answering mid-run; the changes made until then are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_after_changes: Option<u32>,
 }
 
 /// One PCI function.
