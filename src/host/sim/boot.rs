@@ -137,7 +137,7 @@ fn reset(state: &mut Snapshot) {
     state.devices.retain(|d| d.physfn.is_none());
     for d in &mut state.devices {
         if d.drivers_that_match.is_none() {
-            d.drivers_that_match = Some(super::snapshot::default_matching(d.driver.as_ref()));
+            d.drivers_that_match = Some(super::lookup::default_matching(d.driver.as_ref()));
         }
         d.driver = None;
         d.quarantined = false;

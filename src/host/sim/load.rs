@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::snapshot::{default_matching, Faults, SimDevice, SimDom0Use, Snapshot, Sriov};
+use super::lookup::default_matching;
+use super::snapshot::{Faults, SimDevice, SimDom0Use, Snapshot, Sriov};
 use crate::bdf::Bdf;
 use crate::host::PCIBACK;
 

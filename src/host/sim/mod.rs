@@ -55,6 +55,7 @@ mod kernel;
 mod libxl;
 mod load;
 mod log;
+mod lookup;
 pub mod snapshot;
 mod xenstore;
 mod xl;
