@@ -252,10 +252,20 @@ pub fn apply_and_commit<T, E: From<HostError>>(
 /// The host the modules act on: the simulated one named by `XENPCI_HOST`
 /// (locked until dropped, so a run's read-plan-apply is atomic), else the
 /// real dom0.
+///
+/// # Errors
+/// `XENPCI_HOST` set but empty fails: it is what a playbook's
+/// `environment: {XENPCI_HOST: "{{ sim_host }}"}` gives when the variable
+/// is empty, and reading it as "unset" would turn a test run into changes
+/// on the real dom0.
 pub fn open() -> Result<Box<dyn Host>, HostError> {
     match std::env::var_os(HOST_ENV) {
-        Some(path) if !path.is_empty() => Ok(Box::new(sim::SimHost::open(PathBuf::from(path))?)),
-        _ => Ok(Box::new(real::RealHost::new())),
+        Some(path) if path.is_empty() => Err(HostError::Other(format!(
+            "{HOST_ENV} is set but empty: give it a simulated dom0's snapshot file \
+             (e.g. a copy of playbooks-examples/hosts/typical.json), or unset it to act on this host"
+        ))),
+        Some(path) => Ok(Box::new(sim::SimHost::open(PathBuf::from(path))?)),
+        None => Ok(Box::new(real::RealHost::new())),
     }
 }
 
