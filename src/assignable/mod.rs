@@ -255,6 +255,13 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                     if req.force && !reasons.is_empty() {
                         let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
                         warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));
+                        if let (Some(vfs), Some(d)) = (vanishing_vfs(&reasons), &dev.driver) {
+                            warnings.push(format!(
+                                "{bdf}: its {vfs} SR-IOV VF(s) are gone once {d} is unbound; \
+                                 to have them again after giving it back, write {vfs} to \
+                                 /sys/bus/pci/devices/{bdf}/sriov_numvfs"
+                            ));
+                        }
                     } else if !reasons.is_empty() {
                         refused.push((*bdf, reasons));
                     }
@@ -275,6 +282,14 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
         hide,
         reboot_required,
         warnings,
+    })
+}
+
+/// How many SR-IOV VFs the guard says would vanish with a device.
+fn vanishing_vfs(reasons: &[Refusal]) -> Option<usize> {
+    reasons.iter().find_map(|r| match r {
+        Refusal::SriovVfs { vfs } => Some(vfs.len()),
+        _ => None,
     })
 }
 
