@@ -43,7 +43,9 @@ pub(crate) struct Args {
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
     rebind: bool,
     /// Xen's assignable name for the device (`xl pci-assignable-add -n`),
-    /// usable as `name=NAME` in pci specs. One device only.
+    /// usable as `name=NAME` in pci specs. One device only; 1 to 64
+    /// printable characters, without blanks or commas; not a name another
+    /// device already has.
     #[serde(default)]
     name: Option<String>,
     /// Also keep the device hidden from dom0 drivers across reboots (a

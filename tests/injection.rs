@@ -465,5 +465,5 @@ fn run_attach_on_path(dom0: &FakeDom0, args: &Value) -> Ran {
     );
     let mut args = args.clone();
     args["_ansible_check_mode"] = json!(true);
-    run_module(ATTACH, &args, &[("PATH", &path), ("XENPCI_HOST", "")])
+    run_module(ATTACH, &args, &[("PATH", &path)])
 }

@@ -234,6 +234,11 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     let record = DriverRecord::read(host)?;
     let slots = host.pciback_slots().unwrap_or_default();
     let toolstack = host.toolstack_running()?;
+    if let (Some(name), [bdf], AssignState::Present, true) =
+        (&req.name, bdfs.as_slice(), req.state, toolstack)
+    {
+        check_name_free(host, name, bdf)?;
+    }
     let mut devices = Vec::new();
     let mut refused = Vec::new();
     let mut warnings = Vec::new();
@@ -283,6 +288,26 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
         reboot_required,
         warnings,
     })
+}
+
+/// Fails when `name` is already another device's. libxl does not check
+/// (it would store the name twice), and `name=` would then name whichever
+/// device its lookup (`name2bdf`) reads first: a user who gives a name
+/// means one device by it, so this is refused rather than warned about.
+fn check_name_free(host: &dyn Host, name: &str, bdf: &Bdf) -> Result<(), AssignError> {
+    for node in host.xs_directory("/libxl/pci")? {
+        let Ok(other) = Bdf::from_xenstore_form(&node) else {
+            continue;
+        };
+        let named = host.xs_read(&xs_pci_path(&other, Some("name")))?;
+        if other != *bdf && named.as_deref() == Some(name) {
+            return Err(AssignError::Invalid(format!(
+                "name {name:?} is already given to {other}, and name={name} must name one device: \
+                 choose another name, or give {other} back first (pci_assignable state: absent)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// How many SR-IOV VFs the guard says would vanish with a device.
@@ -581,15 +606,9 @@ pub fn assignable_list(host: &dyn Host) -> Result<Vec<AssignableDevice>, HostErr
     Ok(out)
 }
 
-/// libxl's rules for an assignable name: at most 64 printable characters
-/// without blanks (`isgraph`), as `libxl__device_pci_assignable_add` checks.
+/// The one rule for names ([`crate::spec::check_name`]), for `name`.
 pub fn check_name(name: &str) -> Result<(), AssignError> {
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AssignError::Invalid(format!(
-            "name {name:?}: xl takes 1 to 64 printable characters without blanks"
-        )));
-    }
-    Ok(())
+    crate::spec::check_name(name).map_err(AssignError::Invalid)
 }
 
 impl From<AssignError> for crate::protocol::Failure {

@@ -54,10 +54,12 @@ use crate::bdf::BdfPattern;
 
 mod arg;
 mod libxl;
+mod name;
 mod strict;
 mod xl;
 
 pub use arg::{PciSpecObject, SpecArg, VslotArg};
+pub use name::{check_name, MAX_NAME_LEN};
 pub use libxl::{xl_oracle_json, LibxlPciView, PciDefaults, ResolvedPci, LIBXL_PCI_FUNC_ALL};
 
 /// libxl's `ERROR_INVAL`: what xl returns for almost every malformed spec.
