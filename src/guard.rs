@@ -101,7 +101,11 @@ fn vf_list(vfs: &[Bdf]) -> String {
     let named: Vec<String> = vfs.iter().take(VFS_NAMED).map(Bdf::to_string).collect();
     match vfs.len().checked_sub(VFS_NAMED) {
         // "and 1 more" takes as much room as the one.
-        None | Some(0) | Some(1) => vfs.iter().map(Bdf::to_string).collect::<Vec<_>>().join(", "),
+        None | Some(0) | Some(1) => vfs
+            .iter()
+            .map(Bdf::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         Some(more) => format!(
             "{} and {more} more, to {}",
             named.join(", "),
@@ -220,10 +224,7 @@ mod tests {
     #[test]
     fn vfs_listed_compactly() {
         assert_eq!(vf_list(&vfs(2)), "0000:81:00.1, 0000:81:00.2");
-        assert_eq!(
-            vf_list(&vfs(3)),
-            "0000:81:00.1, 0000:81:00.2, 0000:81:00.3"
-        );
+        assert_eq!(vf_list(&vfs(3)), "0000:81:00.1, 0000:81:00.2, 0000:81:00.3");
         assert_eq!(
             vf_list(&vfs(4)),
             "0000:81:00.1, 0000:81:00.2, 0000:81:00.3, 0000:81:00.4"
