@@ -437,6 +437,12 @@ mod tests {
         fn domains(&self) -> Result<Vec<Domain>, HostError> {
             self.inner.domains()
         }
+        fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+            self.inner.iommu_enabled()
+        }
+        fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+            self.inner.domain_passthrough(domid)
+        }
         fn kernel_log(&self) -> Result<String, HostError> {
             self.inner.kernel_log()
         }

@@ -280,6 +280,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     if !refused.is_empty() {
         return Err(AssignError::Guard(refused));
     }
+    check_quarantine_possible(host, &devices)?;
     let (hide, reboot_required) = plan_hide(host, req, &devices, &mut warnings)?;
     Ok(Plan {
         method,
@@ -288,6 +289,31 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
         reboot_required,
         warnings,
     })
+}
+
+/// `xl pci-assignable-add` ends by quarantining the device
+/// (`xc_assign_device(DOMID_IO)`), which Xen refuses without an IOMMU:
+/// xl then fails ("failed to quarantine") after pciback took the device.
+/// Known before anything runs, so check mode fails as the run would.
+fn check_quarantine_possible(host: &dyn Host, devices: &[DevicePlan]) -> Result<(), AssignError> {
+    let adding: Vec<String> = devices
+        .iter()
+        .filter(|d| {
+            d.steps.iter().any(
+                |s| matches!(s, Step::Xl(a) if a.first().map(String::as_str) == Some("pci-assignable-add")),
+            )
+        })
+        .map(|d| d.bdf.to_string())
+        .collect();
+    if adding.is_empty() || host.iommu_enabled()? != Some(false) {
+        return Ok(());
+    }
+    Err(AssignError::Invalid(format!(
+        "Xen runs without an IOMMU, so xl cannot quarantine {} (\"failed to quarantine\") and \
+         no guest could take it: enable VT-d or AMD-Vi in the firmware and reboot \
+         (method: sysfs binds to pciback without quarantine, for a device only to be kept from dom0)",
+        adding.join(", ")
+    )))
 }
 
 /// Fails when `name` is already another device's. libxl does not check

@@ -218,6 +218,14 @@ pub trait Host {
     fn dom0_use(&self, bdf: &Bdf) -> Result<Dom0Use, HostError>;
     /// The running domains.
     fn domains(&self) -> Result<Vec<Domain>, HostError>;
+    /// Whether Xen runs with an IOMMU, which pass-through needs (`xl info`
+    /// lists `directio` in `virt_caps`); `None` when it cannot be told.
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError>;
+    /// The `passthrough` a running guest was created with, as libxl keeps
+    /// it (`enabled`, `disabled`, `sync_pt`, `share_pt`): a guest created
+    /// with `disabled` can never take a device. `None` when it cannot be
+    /// told.
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError>;
     /// The kernel log (for hints such as pciback's read-only field messages).
     fn kernel_log(&self) -> Result<String, HostError>;
     /// Reads a managed file, `None` when absent.

@@ -290,6 +290,25 @@ impl Host for RealHost {
         Ok(cmd::parse_xl_list(&out.stdout))
     }
 
+    // Both are advice for a plan (xl itself refuses later, with its own
+    // message), so an xl that fails or prints something else is "cannot
+    // tell", not an error.
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+        if !self.toolstack_running()? {
+            return Ok(None);
+        }
+        let out = cmd::run(&self.roots.xl, &["info"], None)?;
+        Ok(cmd::parse_xl_info_iommu(&out.stdout).filter(|_| out.rc == 0))
+    }
+
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+        if !self.toolstack_running()? {
+            return Ok(None);
+        }
+        let out = cmd::run(&self.roots.xl, &["list", "-l", &domid.to_string()], None)?;
+        Ok(cmd::parse_xl_list_passthrough(&out.stdout).filter(|_| out.rc == 0))
+    }
+
     fn kernel_log(&self) -> Result<String, HostError> {
         kmsg::read_kmsg(&self.roots.dev.join("kmsg"))
     }

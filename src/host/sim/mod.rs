@@ -297,6 +297,20 @@ impl Host for SimHost {
         Ok(out)
     }
 
+    /// As `xl info` would say it: only with the toolstack running.
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+        Ok(self.state.toolstack.then_some(self.state.iommu))
+    }
+
+    /// As `xl list -l` would say it: only with the toolstack running.
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+        Ok(self
+            .state
+            .domain(domid)
+            .filter(|_| self.state.toolstack)
+            .and_then(|d| d.passthrough.clone()))
+    }
+
     fn kernel_log(&self) -> Result<String, HostError> {
         Ok(self
             .state
