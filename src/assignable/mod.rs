@@ -152,6 +152,11 @@ pub struct DevicePlan {
     pub driver_after: Option<String>,
     /// The driver it is on now, to put it back on if a step fails.
     pub original: Option<String>,
+    /// For a device on pciback through xl (so quarantined): the `xl`
+    /// arguments that put it back as xl had it (`pci-assignable-add`, with
+    /// its name), for a rollback; pciback alone would leave it out of
+    /// quarantine.
+    pub xl_restore: Option<Vec<String>>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }
@@ -450,6 +455,7 @@ fn plan_add(
         driver_before: ctx.driver.clone(),
         driver_after: Some(PCIBACK.into()),
         original: ctx.driver.clone(),
+        xl_restore: None,
         steps,
     })
 }
@@ -468,6 +474,7 @@ fn plan_remove(
         driver_before: ctx.driver.clone(),
         driver_after: ctx.driver.clone(),
         original: ctx.driver.clone(),
+        xl_restore: None,
         steps: Vec::new(),
     };
     if ctx.driver.as_deref() != Some(PCIBACK) {
@@ -485,11 +492,29 @@ fn plan_remove(
     } else {
         None
     };
-    let original = record
-        .get(&bdf)
-        .map(str::to_string)
-        .or_else(|| libxl_driver.clone());
+    // A recorded driver that cannot take the device (not loaded, or not
+    // matching it) would only fail the rebind, xl's as ours: plan around
+    // it, and say so.
+    let ours = record.get(&bdf).map(str::to_string);
+    let ours_unusable = match (&ours, req.rebind) {
+        (Some(d), true) => cannot_take(host, &bdf, d)?,
+        _ => None,
+    };
+    let libxl_unusable = match (&libxl_driver, req.rebind) {
+        (Some(d), true) => cannot_take(host, &bdf, d)?,
+        _ => None,
+    };
+    let original = ours
+        .clone()
+        .filter(|_| ours_unusable.is_none())
+        .or_else(|| libxl_driver.clone().filter(|_| libxl_unusable.is_none()));
+    let name = if ctx.toolstack {
+        host.xs_read(&xs_pci_path(&bdf, Some("name")))?
+    } else {
+        None
+    };
     let mut steps = Vec::new();
+    let mut xl_restore = None;
     // A device that went to pciback through sysfs was never quarantined:
     // xl would refuse to release it ("failed to de-quarantine").
     let method = if record.via_sysfs(&bdf) {
@@ -499,12 +524,23 @@ fn plan_remove(
     };
     match method {
         Method::Xl | Method::Auto => {
+            // Without libxl's record, `-r` rebinds nothing ("Couldn't find
+            // path for original driver; not rebinding") and xl succeeds.
+            if libxl_unusable.is_some() {
+                steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
+            }
             let mut args = vec!["pci-assignable-remove".to_string()];
             if req.rebind {
                 args.push("-r".into());
             }
             args.push(bdf.to_string());
             steps.push(Step::Xl(args));
+            let mut add = vec!["pci-assignable-add".to_string()];
+            if let Some(n) = &name {
+                add.extend(["-n".to_string(), n.clone()]);
+            }
+            add.push(bdf.to_string());
+            xl_restore = Some(add);
             // xl rebinds only from its own record; ours fills the gap.
             if req.rebind {
                 steps.push(Step::Rebind(bdf, original.clone()));
@@ -521,7 +557,7 @@ fn plan_remove(
                     steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
                 }
             }
-            if ctx.toolstack && host.xs_read(&xs_pci_path(&bdf, Some("name")))?.is_some() {
+            if name.is_some() {
                 steps.push(Step::XsRm(xs_pci_path(&bdf, Some("name"))));
             }
         }
@@ -529,18 +565,57 @@ fn plan_remove(
     if req.rebind && record.get(&bdf).is_some() {
         steps.push(Step::ForgetDriver(bdf));
     }
+    let unusable = [
+        (
+            &ours,
+            ours_unusable,
+            ManagedFile::DriverRecord.path().to_string(),
+        ),
+        (
+            &libxl_driver,
+            libxl_unusable,
+            xs_pci_path(&bdf, Some("driver_path")),
+        ),
+    ];
+    for (driver, why, source) in unusable {
+        if let (Some(d), Some(why)) = (driver, why) {
+            let then = match &original {
+                Some(o) => format!("binding {o} instead"),
+                None => "reprobing it instead (the kernel picks its driver)".into(),
+            };
+            warnings.push(format!(
+                "{bdf}: {source} names {d}, which cannot take it ({why}); {then}"
+            ));
+        }
+    }
     if !req.rebind {
         warnings.push(format!("{bdf} is left without a driver (rebind: false)"));
-    } else if original.is_none() {
+    } else if original.is_none() && ours.is_none() && libxl_driver.is_none() {
         warnings.push(format!(
             "{bdf}: its original driver is not recorded anywhere; the kernel will pick one"
         ));
     }
     Ok(DevicePlan {
         driver_after: if req.rebind { original } else { None },
+        xl_restore,
         steps,
         ..unchanged
     })
+}
+
+/// Why `driver` cannot take `bdf`, when the host can tell.
+///
+/// `Ok(None)` also when the host cannot tell: the run then binds, and falls
+/// back to a reprobe if the kernel refuses.
+fn cannot_take(host: &dyn Host, bdf: &Bdf, driver: &str) -> Result<Option<String>, AssignError> {
+    if host.driver_matches(bdf, driver)? != Some(false) {
+        return Ok(None);
+    }
+    Ok(Some(if host.driver_loaded(driver)? {
+        "its id table does not match the device".into()
+    } else {
+        "it is not loaded".into()
+    }))
 }
 
 fn rebind_step(bdf: Bdf, original: &Option<String>) -> Step {

@@ -190,6 +190,10 @@ pub trait Host {
     fn pci_device(&self, bdf: &Bdf) -> Result<Option<PciDevice>, HostError>;
     /// Whether the named driver is loaded (`/sys/bus/pci/drivers/NAME`).
     fn driver_loaded(&self, driver: &str) -> Result<bool, HostError>;
+    /// Whether a bind of the device to `driver` can work: the driver is
+    /// loaded and its id table takes the device (`pci_match_device`).
+    /// `Some(false)` when it cannot, `None` when only the kernel knows.
+    fn driver_matches(&self, bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError>;
     /// Writes the BDF to `drivers/DRIVER/unbind` (`sysfs_dev_unbind`).
     fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError>;
     /// Writes the BDF to `drivers/DRIVER/bind`.

@@ -213,6 +213,12 @@ impl Host for RealHost {
         self.sysfs.driver_loaded(driver)
     }
 
+    /// A driver's id table is not in sysfs (and `new_id` can widen it), so
+    /// only a driver that is not loaded is known not to take the device.
+    fn driver_matches(&self, _bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError> {
+        Ok((!self.sysfs.driver_loaded(driver)?).then_some(false))
+    }
+
     fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
         self.sysfs.dev_unbind(bdf, driver)
     }

@@ -175,6 +175,13 @@ impl Host for SimHost {
         Ok(self.state.driver_loaded(driver))
     }
 
+    /// `bind_store`'s checks: the driver is loaded and matches the device.
+    fn driver_matches(&self, bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError> {
+        check_driver_name(driver)?;
+        let matches = self.state.dev(bdf).is_some_and(|d| d.matches(driver));
+        Ok(Some(self.state.driver_loaded(driver) && matches))
+    }
+
     fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
         check_driver_name(driver)?;
         let path = drv_attr(driver, "unbind");
