@@ -19,7 +19,8 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// (`xl pci-detach`). A device must be assignable first (see
 /// pci_assignable), unless its spec sets `seize=1`. A guest created without
 /// a pci list needs `passthrough = "enabled"` in its config (see
-/// domain_pci_config) to take hot-plugged devices; the failure says so.
+/// domain_pci_config) to take hot-plugged devices: such a guest, or a host
+/// without an IOMMU, is refused before xl runs, in check mode too.
 /// With `config`, the same change is written into the guest's config file,
 /// so that it survives a restart of the guest. An attached device whose
 /// options differ from the request is reported in `warnings`, not
