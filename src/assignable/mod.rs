@@ -239,9 +239,16 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     let record = DriverRecord::read(host)?;
     let slots = host.pciback_slots().unwrap_or_default();
     let toolstack = host.toolstack_running()?;
-    if let (Some(name), [bdf], AssignState::Present, true) =
-        (&req.name, bdfs.as_slice(), req.state, toolstack)
-    {
+    if let (Some(name), [bdf], AssignState::Present) = (&req.name, bdfs.as_slice(), req.state) {
+        // Names live in libxl's records: without xenstored there is
+        // nowhere to keep one, and a device named nowhere is no use by name.
+        if !toolstack {
+            return Err(AssignError::Invalid(format!(
+                "name {name:?}: the Xen toolstack is not running here, and libxl keeps names \
+                 in xenstore ({}); leave name out, or start the toolstack",
+                xs_pci_path(bdf, Some("name"))
+            )));
+        }
         check_name_free(host, name, bdf)?;
     }
     let mut devices = Vec::new();
