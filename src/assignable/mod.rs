@@ -12,6 +12,7 @@
 //! libxl's xenstore record, else the kernel is asked to reprobe.
 
 mod apply;
+mod checks;
 pub mod records;
 
 use std::fmt;
@@ -249,7 +250,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                 xs_pci_path(bdf, Some("name"))
             )));
         }
-        check_name_free(host, name, bdf)?;
+        checks::name_free(host, name, bdf)?;
     }
     let mut devices = Vec::new();
     let mut refused = Vec::new();
@@ -272,7 +273,8 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                     if req.force && !reasons.is_empty() {
                         let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
                         warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));
-                        if let (Some(vfs), Some(d)) = (vanishing_vfs(&reasons), &dev.driver) {
+                        if let (Some(vfs), Some(d)) = (checks::vanishing_vfs(&reasons), &dev.driver)
+                        {
                             warnings.push(format!(
                                 "{bdf}: its {vfs} SR-IOV VF(s) are gone once {d} is unbound; \
                                  to have them again after giving it back, write {vfs} to \
@@ -292,7 +294,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     if !refused.is_empty() {
         return Err(AssignError::Guard(refused));
     }
-    check_quarantine_possible(host, &devices)?;
+    checks::quarantine_possible(host, &devices)?;
     let (hide, reboot_required) = plan_hide(host, req, &devices, &mut warnings)?;
     Ok(Plan {
         method,
@@ -300,59 +302,6 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
         hide,
         reboot_required,
         warnings,
-    })
-}
-
-/// `xl pci-assignable-add` ends by quarantining the device
-/// (`xc_assign_device(DOMID_IO)`), which Xen refuses without an IOMMU:
-/// xl then fails ("failed to quarantine") after pciback took the device.
-/// Known before anything runs, so check mode fails as the run would.
-fn check_quarantine_possible(host: &dyn Host, devices: &[DevicePlan]) -> Result<(), AssignError> {
-    let adding: Vec<String> = devices
-        .iter()
-        .filter(|d| {
-            d.steps.iter().any(
-                |s| matches!(s, Step::Xl(a) if a.first().map(String::as_str) == Some("pci-assignable-add")),
-            )
-        })
-        .map(|d| d.bdf.to_string())
-        .collect();
-    if adding.is_empty() || host.iommu_enabled()? != Some(false) {
-        return Ok(());
-    }
-    Err(AssignError::Invalid(format!(
-        "Xen runs without an IOMMU, so xl cannot quarantine {} (\"failed to quarantine\") and \
-         no guest could take it: enable VT-d or AMD-Vi in the firmware and reboot \
-         (method: sysfs binds to pciback without quarantine, for a device only to be kept from dom0)",
-        adding.join(", ")
-    )))
-}
-
-/// Fails when `name` is already another device's. libxl does not check
-/// (it would store the name twice), and `name=` would then name whichever
-/// device its lookup (`name2bdf`) reads first: a user who gives a name
-/// means one device by it, so this is refused rather than warned about.
-fn check_name_free(host: &dyn Host, name: &str, bdf: &Bdf) -> Result<(), AssignError> {
-    for node in host.xs_directory("/libxl/pci")? {
-        let Ok(other) = Bdf::from_xenstore_form(&node) else {
-            continue;
-        };
-        let named = host.xs_read(&xs_pci_path(&other, Some("name")))?;
-        if other != *bdf && named.as_deref() == Some(name) {
-            return Err(AssignError::Invalid(format!(
-                "name {name:?} is already given to {other}, and name={name} must name one device: \
-                 choose another name, or give {other} back first (pci_assignable state: absent)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// How many SR-IOV VFs the guard says would vanish with a device.
-fn vanishing_vfs(reasons: &[Refusal]) -> Option<usize> {
-    reasons.iter().find_map(|r| match r {
-        Refusal::SriovVfs { vfs } => Some(vfs.len()),
-        _ => None,
     })
 }
 
@@ -499,22 +448,8 @@ fn plan_remove(
     } else {
         None
     };
-    // A recorded driver that cannot take the device (not loaded, or not
-    // matching it) would only fail the rebind, xl's as ours: plan around
-    // it, and say so.
-    let ours = record.get(&bdf).map(str::to_string);
-    let ours_unusable = match (&ours, req.rebind) {
-        (Some(d), true) => cannot_take(host, &bdf, d)?,
-        _ => None,
-    };
-    let libxl_unusable = match (&libxl_driver, req.rebind) {
-        (Some(d), true) => cannot_take(host, &bdf, d)?,
-        _ => None,
-    };
-    let original = ours
-        .clone()
-        .filter(|_| ours_unusable.is_none())
-        .or_else(|| libxl_driver.clone().filter(|_| libxl_unusable.is_none()));
+    let choice = checks::choose_rebind(host, bdf, record.get(&bdf), libxl_driver.as_deref())?;
+    let original = choice.driver.clone();
     let name = if ctx.toolstack {
         host.xs_read(&xs_pci_path(&bdf, Some("name")))?
     } else {
@@ -533,7 +468,7 @@ fn plan_remove(
         Method::Xl | Method::Auto => {
             // Without libxl's record, `-r` rebinds nothing ("Couldn't find
             // path for original driver; not rebinding") and xl succeeds.
-            if libxl_unusable.is_some() {
+            if req.rebind && choice.libxl_unusable {
                 steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
             }
             let mut args = vec!["pci-assignable-remove".to_string()];
@@ -572,35 +507,10 @@ fn plan_remove(
     if req.rebind && record.get(&bdf).is_some() {
         steps.push(Step::ForgetDriver(bdf));
     }
-    let unusable = [
-        (
-            &ours,
-            ours_unusable,
-            ManagedFile::DriverRecord.path().to_string(),
-        ),
-        (
-            &libxl_driver,
-            libxl_unusable,
-            xs_pci_path(&bdf, Some("driver_path")),
-        ),
-    ];
-    for (driver, why, source) in unusable {
-        if let (Some(d), Some(why)) = (driver, why) {
-            let then = match &original {
-                Some(o) => format!("binding {o} instead"),
-                None => "reprobing it instead (the kernel picks its driver)".into(),
-            };
-            warnings.push(format!(
-                "{bdf}: {source} names {d}, which cannot take it ({why}); {then}"
-            ));
-        }
-    }
-    if !req.rebind {
+    if req.rebind {
+        warnings.extend(choice.warnings);
+    } else {
         warnings.push(format!("{bdf} is left without a driver (rebind: false)"));
-    } else if original.is_none() && ours.is_none() && libxl_driver.is_none() {
-        warnings.push(format!(
-            "{bdf}: its original driver is not recorded anywhere; the kernel will pick one"
-        ));
     }
     Ok(DevicePlan {
         driver_after: if req.rebind { original } else { None },
@@ -608,21 +518,6 @@ fn plan_remove(
         steps,
         ..unchanged
     })
-}
-
-/// Why `driver` cannot take `bdf`, when the host can tell.
-///
-/// `Ok(None)` also when the host cannot tell: the run then binds, and falls
-/// back to a reprobe if the kernel refuses.
-fn cannot_take(host: &dyn Host, bdf: &Bdf, driver: &str) -> Result<Option<String>, AssignError> {
-    if host.driver_matches(bdf, driver)? != Some(false) {
-        return Ok(None);
-    }
-    Ok(Some(if host.driver_loaded(driver)? {
-        "its id table does not match the device".into()
-    } else {
-        "it is not loaded".into()
-    }))
 }
 
 fn rebind_step(bdf: Bdf, original: &Option<String>) -> Step {
