@@ -4,8 +4,7 @@
 //! already given, the SR-IOV VFs that vanish with their PF.
 
 use crate::bdf::Bdf;
-use crate::guard::Refusal;
-use crate::host::{xs_pci_path, Host, ManagedFile};
+use crate::host::{xs_pci_path, Host, ManagedFile, PciDevice};
 
 use super::{AssignError, DevicePlan, Step};
 
@@ -131,10 +130,23 @@ pub(super) fn name_free(host: &dyn Host, name: &str, bdf: &Bdf) -> Result<(), As
     Ok(())
 }
 
-/// How many SR-IOV VFs the guard says would vanish with a device.
-pub(super) fn vanishing_vfs(reasons: &[Refusal]) -> Option<usize> {
-    reasons.iter().find_map(|r| match r {
-        Refusal::SriovVfs { vfs } => Some(vfs.len()),
-        _ => None,
-    })
+/// With `force`, an SR-IOV PF whose VFs are enabled: the warning that
+/// they are gone once its driver is unbound, or a failure when the run also
+/// names one of them (it would vanish before its turn, failing the run
+/// halfway).
+pub(super) fn forced_pf(dev: &PciDevice, bdfs: &[Bdf]) -> Result<Option<String>, AssignError> {
+    let (bdf, vfs) = (dev.bdf, dev.virtfns.len());
+    let Some(driver) = dev.driver.as_deref().filter(|_| vfs > 0) else {
+        return Ok(None);
+    };
+    if let Some(vf) = dev.virtfns.iter().find(|v| bdfs.contains(v)) {
+        return Err(AssignError::Invalid(format!(
+            "{vf} is an SR-IOV VF of {bdf}, which this run takes from {driver}: the VF \
+             vanishes with it; leave the VFs out, or take them without the PF"
+        )));
+    }
+    Ok(Some(format!(
+        "{bdf}: its {vfs} SR-IOV VF(s) are gone once {driver} is unbound; to have them \
+         again after giving it back, write {vfs} to /sys/bus/pci/devices/{bdf}/sriov_numvfs"
+    )))
 }

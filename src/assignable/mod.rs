@@ -273,14 +273,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                     if req.force && !reasons.is_empty() {
                         let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
                         warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));
-                        if let (Some(vfs), Some(d)) = (checks::vanishing_vfs(&reasons), &dev.driver)
-                        {
-                            warnings.push(format!(
-                                "{bdf}: its {vfs} SR-IOV VF(s) are gone once {d} is unbound; \
-                                 to have them again after giving it back, write {vfs} to \
-                                 /sys/bus/pci/devices/{bdf}/sriov_numvfs"
-                            ));
-                        }
+                        warnings.extend(checks::forced_pf(&dev, &bdfs)?);
                     } else if !reasons.is_empty() {
                         refused.push((*bdf, reasons));
                     }
