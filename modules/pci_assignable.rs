@@ -22,11 +22,12 @@ use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
 /// The dom0 guard refuses devices that dom0 itself uses, listing every
 /// reason: a mounted, swapped-on or md/LVM-held disk on it, a network
 /// interface on it that is up or carries addresses or routes, the boot VGA,
-/// a bridge. `force: true` overrides it.
+/// a bridge, an SR-IOV physical function with VFs enabled (unbinding its
+/// driver deletes the VFs). `force: true` overrides it.
 ///
 /// Everything is checked for every device before anything changes. If a
-/// step fails, the device is put back on its original driver and the run
-/// fails. Idempotent; check mode and diff mode are supported (the diff shows
+/// step fails, the device is put back where it was (a device xl had on
+/// pciback goes back through xl, so quarantined again) and the run fails. Idempotent; check mode and diff mode are supported (the diff shows
 /// the boot-time hide file). `XENPCI_HOST=FILE` runs it against a simulated
 /// dom0 instead of this host.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -43,7 +44,9 @@ pub(crate) struct Args {
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
     rebind: bool,
     /// Xen's assignable name for the device (`xl pci-assignable-add -n`),
-    /// usable as `name=NAME` in pci specs. One device only.
+    /// usable as `name=NAME` in pci specs. One device only; 1 to 64
+    /// printable characters, without blanks or commas; not a name another
+    /// device already has.
     #[serde(default)]
     name: Option<String>,
     /// Also keep the device on pciback across reboots, or, with `absent`,

@@ -20,7 +20,8 @@ use xenpci::spec::{Device, PciSpec, SpecArg};
 /// (`xl pci-detach`). A device must be assignable first (see
 /// pci_assignable), unless its spec sets `seize=1`. A guest created without
 /// a pci list needs `passthrough = "enabled"` in its config (see
-/// domain_pci_config) to take hot-plugged devices; the failure says so.
+/// domain_pci_config) to take hot-plugged devices: such a guest, or a host
+/// without an IOMMU, is refused before xl runs, in check mode too.
 /// With `config`, the same change is written into the guest's config file,
 /// so that it survives a restart of the guest: the file is locked, read and
 /// its edit staged before the guest is touched (a file that cannot be

@@ -78,6 +78,9 @@ pub enum AttachError {
     /// Bad input.
     #[error("{0}")]
     Invalid(String),
+    /// No device has this assignable name.
+    #[error("no assignable device is named {0:?} (see pci_assignable's name)")]
+    UnknownName(String),
     /// The domain is not running.
     #[error("domain {domain} is not running (running: {running})")]
     NoDomain {
@@ -197,16 +200,33 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
     let before = guest_devices(host, &domain)?;
     let mut commands = Vec::new();
     let mut warnings = Vec::new();
+    let mut guest_checked = false;
     for spec in &req.devices {
-        let bdfs = match (req.state, &spec.device) {
+        let found = match (req.state, &spec.device) {
             // Detaching `BB:DD.*` detaches every function the guest holds
             // (libxl's remove walks them all).
-            (AttachState::Absent, Device::Bdf(p)) if p.bdf().is_none() => before
+            (AttachState::Absent, Device::Bdf(p)) if p.bdf().is_none() => Ok(before
                 .iter()
                 .filter(|g| p.matches(&g.bdf))
                 .map(|g| g.bdf)
-                .collect(),
-            _ => host_functions(host, spec)?,
+                .collect()),
+            _ => host_functions(host, spec),
+        };
+        let bdfs = match found {
+            // As for a device not assignable yet: an earlier task of the
+            // play (pci_assignable with this name) may only have planned it.
+            Err(AttachError::UnknownName(name))
+                if req.check && req.state == AttachState::Present =>
+            {
+                check_guest_can_take(host, &domain)?;
+                warnings.push(format!(
+                    "no assignable device is named {name:?} yet; the attach will fail unless an earlier task names one"
+                ));
+                let dom = domain.domid.to_string();
+                commands.push(vec!["pci-attach".into(), dom, spec.to_string()]);
+                continue;
+            }
+            other => other?,
         };
         let held: Vec<&GuestDevice> = before.iter().filter(|g| bdfs.contains(&g.bdf)).collect();
         let dom = domain.domid.to_string();
@@ -217,6 +237,10 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
                 }
             }
             AttachState::Present => {
+                if !guest_checked {
+                    check_guest_can_take(host, &domain)?;
+                    guest_checked = true;
+                }
                 for b in &bdfs {
                     let ready = if spec.seize == Some(true) {
                         check_seizable(host, b)
@@ -255,6 +279,31 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
     })
 }
 
+/// What Xen refuses for any device hot-plugged into `domain`, found before
+/// xl runs so that check mode fails where the run would: without an IOMMU,
+/// or for a guest created with `passthrough` disabled, `xc_assign_device`
+/// fails with `EOPNOTSUPP` (`iommu_do_domctl`: `!is_iommu_enabled(d)`).
+/// No earlier task of a play changes either: the first needs a reboot of
+/// the host, the second a new guest.
+fn check_guest_can_take(host: &dyn Host, domain: &Domain) -> Result<(), AttachError> {
+    if host.iommu_enabled()? == Some(false) {
+        return Err(AttachError::Invalid(
+            "Xen runs without an IOMMU, so no device can be passed through to a guest: \
+             enable VT-d or AMD-Vi in the firmware (and leave Xen's iommu option on), then reboot"
+                .into(),
+        ));
+    }
+    if host.domain_passthrough(domain.domid)?.as_deref() == Some("disabled") {
+        return Err(AttachError::Invalid(format!(
+            "{} was created with passthrough disabled (its config had no pci list and no \
+             passthrough = \"enabled\"), so Xen cannot hot-plug devices into it: set \
+             passthrough: enabled with domain_pci_config and restart the guest",
+            domain.name
+        )));
+    }
+    Ok(())
+}
+
 /// The host functions a spec names (`name=` looked up in libxl's records,
 /// `*` expanded to the functions present).
 fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachError> {
@@ -269,9 +318,7 @@ fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachErr
                     return Ok(vec![bdf]);
                 }
             }
-            Err(AttachError::Invalid(format!(
-                "no assignable device is named {name:?} (see pci_assignable's name)"
-            )))
+            Err(AttachError::UnknownName(name.clone()))
         }
         Device::Bdf(p) => match p.bdf() {
             Some(b) => Ok(vec![b]),

@@ -7,6 +7,13 @@
 //! just the first, so that one run tells the whole story. `force: true` in a
 //! module overrides it.
 //!
+//! An SR-IOV physical function with VFs enabled is refused too: its dom0
+//! driver's `remove` disables SR-IOV (`ice_free_vfs`, `i40e_free_vfs`,
+//! ixgbe and mlx5 alike call `pci_disable_sriov` unless a VF is assigned),
+//! which deletes every VF (`sriov_del_vfs` in `drivers/pci/iov.c`), and
+//! binding the driver again does not bring them back: only a new write to
+//! `sriov_numvfs` does.
+//!
 //! ```
 //! use xenpci::guard::{refusals, Refusal};
 //! use xenpci::host::{Dom0Use, NetUse, PciDevice};
@@ -21,6 +28,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::bdf::Bdf;
 use crate::host::{Dom0Use, PciDevice};
 
 /// One reason the guard refuses a device.
@@ -76,6 +84,34 @@ pub enum Refusal {
     BootVga,
     /// It is a bridge: everything behind it would go with it.
     Bridge,
+    /// It is an SR-IOV physical function with VFs enabled: unbinding its
+    /// driver disables SR-IOV and the VFs vanish.
+    SriovVfs {
+        /// The VFs that would vanish, in BDF order.
+        vfs: Vec<Bdf>,
+    },
+}
+
+/// How many VFs a refusal names one by one before it counts the rest.
+const VFS_NAMED: usize = 3;
+
+/// `vfs` compactly: all of them when few, else the first few, how many
+/// more, and the last.
+fn vf_list(vfs: &[Bdf]) -> String {
+    let named: Vec<String> = vfs.iter().take(VFS_NAMED).map(Bdf::to_string).collect();
+    match vfs.len().checked_sub(VFS_NAMED) {
+        // "and 1 more" takes as much room as the one.
+        None | Some(0) | Some(1) => vfs
+            .iter()
+            .map(Bdf::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(more) => format!(
+            "{} and {more} more, to {}",
+            named.join(", "),
+            vfs.last().map(Bdf::to_string).unwrap_or_default()
+        ),
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -98,6 +134,14 @@ impl fmt::Display for Refusal {
             Refusal::Bridge => {
                 f.write_str("it is a PCI bridge (everything behind it would go too)")
             }
+            Refusal::SriovVfs { vfs } => write!(
+                f,
+                "it is an SR-IOV physical function with {} VF(s) enabled ({}), which vanish \
+                 when its driver is unbound and do not come back when it is given back \
+                 (write 0 to its sriov_numvfs first to hand over the PF alone)",
+                vfs.len(),
+                vf_list(vfs)
+            ),
         }
     }
 }
@@ -110,6 +154,11 @@ pub fn refusals(dev: &PciDevice, used: &Dom0Use) -> Vec<Refusal> {
     }
     if dev.boot_vga {
         out.push(Refusal::BootVga);
+    }
+    if !dev.virtfns.is_empty() {
+        out.push(Refusal::SriovVfs {
+            vfs: dev.virtfns.clone(),
+        });
     }
     for b in &used.block {
         for m in &b.mounts {
@@ -155,4 +204,34 @@ pub fn refusals(dev: &PciDevice, used: &Dom0Use) -> Vec<Refusal> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vfs(n: u8) -> Vec<Bdf> {
+        (1..=n)
+            .map(|i| Bdf {
+                domain: 0,
+                bus: 0x81,
+                dev: i >> 3,
+                func: i & 7,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vfs_listed_compactly() {
+        assert_eq!(vf_list(&vfs(2)), "0000:81:00.1, 0000:81:00.2");
+        assert_eq!(vf_list(&vfs(3)), "0000:81:00.1, 0000:81:00.2, 0000:81:00.3");
+        assert_eq!(
+            vf_list(&vfs(4)),
+            "0000:81:00.1, 0000:81:00.2, 0000:81:00.3, 0000:81:00.4"
+        );
+        assert_eq!(
+            vf_list(&vfs(64)),
+            "0000:81:00.1, 0000:81:00.2, 0000:81:00.3 and 61 more, to 0000:81:08.0"
+        );
+    }
 }

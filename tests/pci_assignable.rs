@@ -97,14 +97,16 @@ fn bdf_alias() {
 }
 
 /// A bind the kernel refuses is rolled back, by either method, and so is a
-/// device xl bound but could not quarantine (no IOMMU): the run fails
+/// device xl bound but Xen would not quarantine (`assign_fails`, as for a
+/// device with RMRRs; without an IOMMU the plan refuses first, see the
+/// scenario `xl-no-iommu`): the run fails
 /// naming the command or the sysfs file, its actions end with the rollback,
 /// and the device is on its original driver afterwards. (The scenarios
-/// `kernel-refuses-bind-*` and `xl-no-iommu` snapshot the same runs.)
+/// `kernel-refuses-bind-*` snapshot the same runs.)
 #[test]
 fn refused_bind_is_rolled_back() {
     let patch = json!({"devices": {"03:00.0": {"bind_fails": {"pciback": "EIO"}}}});
-    let no_iommu = json!({"iommu": false});
+    let no_quarantine = json!({"devices": {"03:00.0": {"assign_fails": "EPERM"}}});
     for (method, patch, named) in [
         ("xl", &patch, "`xl pci-assignable-add 0000:03:00.0` failed"),
         (
@@ -112,7 +114,7 @@ fn refused_bind_is_rolled_back() {
             &patch,
             "/sys/bus/pci/drivers/pciback/bind: I/O error",
         ),
-        ("xl", &no_iommu, "failed to quarantine 0000:03:00.0"),
+        ("xl", &no_quarantine, "failed to quarantine 0000:03:00.0"),
     ] {
         let args = json!({"devices": "03:00.0", "method": method});
         let (ran, changes, _dir) = run_on_shipped(BIN, "typical", patch, &args);

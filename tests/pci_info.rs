@@ -74,3 +74,34 @@ fn sriov_links_pf_and_vfs() {
         assert_eq!(d["guard"], json!([]), "{d}");
     }
 }
+
+/// `XENPCI_HOST=""` (a playbook's `environment:` with an empty variable)
+/// is not "unset": every module that opens a host fails, naming the
+/// variable, rather than act on the machine it runs on. Check mode, so that
+/// a build without the fix cannot change this machine either.
+#[test]
+fn empty_xenpci_host_fails() {
+    let runs = [
+        (env!("CARGO_BIN_EXE_pci_info"), json!({})),
+        (
+            env!("CARGO_BIN_EXE_pci_assignable"),
+            json!({"devices": "03:00.0"}),
+        ),
+        (
+            env!("CARGO_BIN_EXE_pci_attach"),
+            json!({"domain": "vm1", "devices": "03:00.0"}),
+        ),
+    ];
+    let mut results = serde_json::Map::new();
+    for (bin, mut args) in runs {
+        args["_ansible_check_mode"] = json!(true);
+        let ran = crate::util::run_module(bin, &args, &[("XENPCI_HOST", "")]);
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a binary name");
+        assert!(ran.failed(), "{name}: {}", ran.stdout);
+        results.insert(name.to_string(), ran.json);
+    }
+    insta::assert_json_snapshot!("empty-xenpci-host", results);
+}

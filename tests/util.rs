@@ -58,9 +58,12 @@ pub struct RawRun {
 }
 
 /// Runs `bin` with `argv`, feeding `stdin` (or nothing: an empty stdin).
+/// `XENPCI_HOST` reaches the module only when `env` gives it: one in the
+/// test runner's own environment would point a real-side test elsewhere.
 pub fn run_raw(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> RawRun {
     let mut child = Command::new(bin)
         .args(argv)
+        .env_remove("XENPCI_HOST")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -134,7 +134,12 @@ fn roll_back(
     for later in &plan.devices[failed + 1..] {
         record.reset_to(&later.bdf, before);
     }
-    let (error, forgot) = match restore(host, d.bdf, d.original.as_deref(), actions) {
+    let back = Restore {
+        bdf: d.bdf,
+        original: d.original.as_deref(),
+        xl_restore: d.xl_restore.as_deref(),
+    };
+    let (error, forgot) = match restore(host, &back, actions) {
         Ok(()) if d.original.as_deref() != Some(PCIBACK) => (error, record.forget(&d.bdf)),
         Ok(()) => (error, false),
         Err(e) => {
@@ -346,15 +351,26 @@ fn release_by_sysfs(
     Ok(())
 }
 
-/// Puts `bdf` back on `original` (libxl's order reversed: unbind what holds
-/// it, drop a pciback slot it should not have, bind the original driver,
-/// reprobe if that fails).
+/// Where a rollback puts a device back.
+struct Restore<'a> {
+    bdf: Bdf,
+    /// The driver it was on.
+    original: Option<&'a str>,
+    /// How xl had it on pciback, quarantined (see [`DevicePlan::xl_restore`]).
+    xl_restore: Option<&'a [String]>,
+}
+
+/// Puts the device back on its original driver (libxl's order reversed:
+/// unbind what holds it, drop a pciback slot it should not have, bind the
+/// original driver, reprobe if that fails). A device xl had on pciback goes
+/// back through xl, as `xl pci-assignable-add` put it there: on pciback
+/// with its name and quarantined (`xc_assign_device(DOMID_IO)`).
 fn restore(
     host: &mut dyn Host,
-    bdf: Bdf,
-    original: Option<&str>,
+    back: &Restore<'_>,
     actions: &mut Vec<String>,
 ) -> Result<(), HostError> {
+    let (bdf, original) = (back.bdf, back.original);
     let now = host.pci_device(&bdf)?.and_then(|p| p.driver);
     if now.as_deref() == original {
         return Ok(());
@@ -365,6 +381,11 @@ fn restore(
     if let Some(cur) = &now {
         host.dev_unbind(&bdf, cur)?;
         step(Step::Unbind(bdf, cur.clone()), actions);
+    }
+    if let (Some(PCIBACK), Some(args)) = (original, back.xl_restore) {
+        if requarantine(host, bdf, args, actions)? {
+            return Ok(());
+        }
     }
     if original != Some(PCIBACK) && host.pciback_slots().unwrap_or_default().contains(&bdf) {
         host.pciback_remove_slot(&bdf)?;
@@ -383,6 +404,30 @@ fn restore(
         step(Step::Reprobe(bdf), actions);
     }
     Ok(())
+}
+
+/// Runs `xl pci-assignable-add` for a rollback; whether the device is on
+/// pciback afterwards (quarantined when xl succeeded). A failure is noted
+/// in the actions, and the caller binds pciback itself.
+fn requarantine(
+    host: &mut dyn Host,
+    bdf: Bdf,
+    args: &[String],
+    actions: &mut Vec<String>,
+) -> Result<bool, HostError> {
+    let out = host.xl(args)?;
+    let on_pciback = host.pci_device(&bdf)?.and_then(|p| p.driver).as_deref() == Some(PCIBACK);
+    let step = Step::Xl(args.to_vec());
+    if out.rc == 0 && on_pciback {
+        actions.push(format!("rollback: {step}"));
+    } else {
+        actions.push(format!(
+            "rollback: {step} failed with rc {} ({}); {bdf} is not quarantined",
+            out.rc,
+            out.error_line()
+        ));
+    }
+    Ok(on_pciback)
 }
 
 #[cfg(test)]
@@ -451,6 +496,9 @@ mod tests {
         fn driver_loaded(&self, driver: &str) -> Result<bool, HostError> {
             self.inner.driver_loaded(driver)
         }
+        fn driver_matches(&self, bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError> {
+            self.inner.driver_matches(bdf, driver)
+        }
         fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
             self.check_recorded(bdf);
             self.inner.dev_unbind(bdf, driver)
@@ -496,6 +544,12 @@ mod tests {
         }
         fn domains(&self) -> Result<Vec<Domain>, HostError> {
             self.inner.domains()
+        }
+        fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+            self.inner.iommu_enabled()
+        }
+        fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+            self.inner.domain_passthrough(domid)
         }
         fn kernel_log(&self) -> Result<String, HostError> {
             self.inner.kernel_log()

@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod boot;
+mod checks;
 pub mod records;
 
 use std::fmt;
@@ -158,6 +159,11 @@ pub struct DevicePlan {
     pub driver_after: Option<String>,
     /// The driver it is on now, to put it back on if a step fails.
     pub original: Option<String>,
+    /// For a device on pciback through xl (so quarantined): the `xl`
+    /// arguments that put it back as xl had it (`pci-assignable-add`, with
+    /// its name), for a rollback; pciback alone would leave it out of
+    /// quarantine.
+    pub xl_restore: Option<Vec<String>>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }
@@ -243,6 +249,18 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     let record = DriverRecord::read(host)?;
     let slots = host.pciback_slots().unwrap_or_default();
     let toolstack = host.toolstack_running()?;
+    if let (Some(name), [bdf], AssignState::Present) = (&req.name, bdfs.as_slice(), req.state) {
+        // Names live in libxl's records: without xenstored there is
+        // nowhere to keep one, and a device named nowhere is no use by name.
+        if !toolstack {
+            return Err(AssignError::Invalid(format!(
+                "name {name:?}: the Xen toolstack is not running here, and libxl keeps names \
+                 in xenstore ({}); leave name out, or start the toolstack",
+                xs_pci_path(bdf, Some("name"))
+            )));
+        }
+        checks::name_free(host, name, bdf)?;
+    }
     let mut devices = Vec::new();
     let mut refused = Vec::new();
     let mut warnings = Vec::new();
@@ -264,6 +282,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                     if req.force && !reasons.is_empty() {
                         let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
                         warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));
+                        warnings.extend(checks::forced_pf(&dev, &bdfs)?);
                     } else if !reasons.is_empty() {
                         refused.push((*bdf, reasons));
                     }
@@ -277,6 +296,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     if !refused.is_empty() {
         return Err(AssignError::Guard(refused));
     }
+    checks::quarantine_possible(host, &devices)?;
     let boot = boot::plan_boot(host, req, &devices, &mut warnings)?;
     Ok(Plan {
         method,
@@ -392,6 +412,7 @@ fn plan_add(
         driver_before: ctx.driver.clone(),
         driver_after: Some(PCIBACK.into()),
         original: ctx.driver.clone(),
+        xl_restore: None,
         steps,
     })
 }
@@ -410,6 +431,7 @@ fn plan_remove(
         driver_before: ctx.driver.clone(),
         driver_after: ctx.driver.clone(),
         original: ctx.driver.clone(),
+        xl_restore: None,
         steps: Vec::new(),
     };
     if ctx.driver.as_deref() != Some(PCIBACK) {
@@ -427,11 +449,15 @@ fn plan_remove(
     } else {
         None
     };
-    let original = record
-        .get(&bdf)
-        .map(str::to_string)
-        .or_else(|| libxl_driver.clone());
+    let choice = checks::choose_rebind(host, bdf, record.get(&bdf), libxl_driver.as_deref())?;
+    let original = choice.driver.clone();
+    let name = if ctx.toolstack {
+        host.xs_read(&xs_pci_path(&bdf, Some("name")))?
+    } else {
+        None
+    };
     let mut steps = Vec::new();
+    let mut xl_restore = None;
     // A device that went to pciback through sysfs was never quarantined:
     // xl would refuse to release it ("failed to de-quarantine"). Nor was
     // one that xen-pciback took at boot (`persistent`): we moved it from its
@@ -449,12 +475,23 @@ fn plan_remove(
     };
     match method {
         Method::Xl | Method::Auto => {
+            // Without libxl's record, `-r` rebinds nothing ("Couldn't find
+            // path for original driver; not rebinding") and xl succeeds.
+            if req.rebind && choice.libxl_unusable {
+                steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
+            }
             let mut args = vec!["pci-assignable-remove".to_string()];
             if req.rebind {
                 args.push("-r".into());
             }
             args.push(bdf.to_string());
             steps.push(Step::Xl(args));
+            let mut add = vec!["pci-assignable-add".to_string()];
+            if let Some(n) = &name {
+                add.extend(["-n".to_string(), n.clone()]);
+            }
+            add.push(bdf.to_string());
+            xl_restore = Some(add);
             // xl rebinds only from its own record; ours fills the gap.
             if req.rebind {
                 steps.push(Step::Rebind(bdf, original.clone()));
@@ -471,7 +508,7 @@ fn plan_remove(
                     steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
                 }
             }
-            if ctx.toolstack && host.xs_read(&xs_pci_path(&bdf, Some("name")))?.is_some() {
+            if name.is_some() {
                 steps.push(Step::XsRm(xs_pci_path(&bdf, Some("name"))));
             }
         }
@@ -479,15 +516,14 @@ fn plan_remove(
     if req.rebind && record.get(&bdf).is_some() {
         steps.push(Step::ForgetDriver(bdf));
     }
-    if !req.rebind {
+    if req.rebind {
+        warnings.extend(choice.warnings);
+    } else {
         warnings.push(format!("{bdf} is left without a driver (rebind: false)"));
-    } else if original.is_none() {
-        warnings.push(format!(
-            "{bdf}: its original driver is not recorded anywhere; the kernel will pick one"
-        ));
     }
     Ok(DevicePlan {
         driver_after: if req.rebind { original } else { None },
+        xl_restore,
         steps,
         ..unchanged
     })
@@ -538,15 +574,9 @@ pub fn assignable_list(host: &dyn Host) -> Result<Vec<AssignableDevice>, HostErr
     Ok(out)
 }
 
-/// libxl's rules for an assignable name: at most 64 printable characters
-/// without blanks (`isgraph`), as `libxl__device_pci_assignable_add` checks.
+/// The one rule for names ([`crate::spec::check_name`]), for `name`.
 pub fn check_name(name: &str) -> Result<(), AssignError> {
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AssignError::Invalid(format!(
-            "name {name:?}: xl takes 1 to 64 printable characters without blanks"
-        )));
-    }
-    Ok(())
+    crate::spec::check_name(name).map_err(AssignError::Invalid)
 }
 
 impl From<AssignError> for crate::protocol::Failure {

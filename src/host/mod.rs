@@ -264,6 +264,10 @@ pub trait Host {
     fn pci_device(&self, bdf: &Bdf) -> Result<Option<PciDevice>, HostError>;
     /// Whether the named driver is loaded (`/sys/bus/pci/drivers/NAME`).
     fn driver_loaded(&self, driver: &str) -> Result<bool, HostError>;
+    /// Whether a bind of the device to `driver` can work: the driver is
+    /// loaded and its id table takes the device (`pci_match_device`).
+    /// `Some(false)` when it cannot, `None` when only the kernel knows.
+    fn driver_matches(&self, bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError>;
     /// Writes the BDF to `drivers/DRIVER/unbind` (`sysfs_dev_unbind`).
     fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError>;
     /// Writes the BDF to `drivers/DRIVER/bind`.
@@ -295,6 +299,14 @@ pub trait Host {
     fn xen_version(&self) -> Result<Option<(u32, u32)>, HostError>;
     /// The running domains.
     fn domains(&self) -> Result<Vec<Domain>, HostError>;
+    /// Whether Xen runs with an IOMMU, which pass-through needs (`xl info`
+    /// lists `directio` in `virt_caps`); `None` when it cannot be told.
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError>;
+    /// The `passthrough` a running guest was created with, as libxl keeps
+    /// it (`enabled`, `disabled`, `sync_pt`, `share_pt`): a guest created
+    /// with `disabled` can never take a device. `None` when it cannot be
+    /// told.
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError>;
     /// The kernel log (for hints such as pciback's read-only field messages).
     fn kernel_log(&self) -> Result<String, HostError>;
     /// Reads a managed file, `None` when absent.
@@ -342,10 +354,22 @@ pub fn apply_and_commit<T, E: From<HostError>>(
 /// The host the modules act on: the simulated one named by `XENPCI_HOST`
 /// (locked until dropped, so a run's read-plan-apply is atomic), else the
 /// real dom0.
+///
+/// # Errors
+/// `XENPCI_HOST` set but empty fails: it is what a playbook's
+/// `environment: {XENPCI_HOST: "{{ sim_host }}"}` gives when the variable
+/// is empty, and reading it as "unset" would turn a test run into changes
+/// on the real dom0.
 pub fn open() -> Result<Box<dyn Host>, HostError> {
     let host: Box<dyn Host> = match std::env::var_os(HOST_ENV) {
-        Some(path) if !path.is_empty() => sim::open(PathBuf::from(path))?,
-        _ => Box::new(real::RealHost::new()),
+        Some(path) if path.is_empty() => {
+            return Err(HostError::Other(format!(
+                "{HOST_ENV} is set but empty: give it a simulated dom0's snapshot file \
+                 (e.g. a copy of playbooks-examples/hosts/typical.json), or unset it to act on this host"
+            )))
+        }
+        Some(path) => sim::open(PathBuf::from(path))?,
+        None => Box::new(real::RealHost::new()),
     };
     check_xen_version(host.as_ref())?;
     Ok(host)

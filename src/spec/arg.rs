@@ -7,7 +7,8 @@ use schemars::schema::Schema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::strict::{check_func_all, check_name, check_vslot_text, VSLOT_ZERO};
+use super::name::check_name;
+use super::strict::{check_func_all, check_vslot_text, VSLOT_ZERO};
 use super::{Device, PciSpec, RdmPolicy, SpecError, MAX_VSLOT};
 use crate::bdf::BdfPattern;
 
@@ -109,8 +110,8 @@ pub struct PciSpecObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdm_policy: Option<RdmPolicy>,
     /// The name the device was made assignable with (`xl
-    /// pci-assignable-add -n NAME`), instead of `bdf`. No commas, no
-    /// leading or trailing blanks.
+    /// pci-assignable-add -n NAME`), instead of `bdf`: 1 to 64 printable
+    /// characters, without blanks or commas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -256,7 +257,7 @@ mod tests {
             (r#"{}"#, "names no device"),
             (r#"{"bdf":"07:00.0","vslot":0}"#, "vslot 0"),
             (r#"{"bdf":"07:00.0","vslot":32}"#, "1 to 31"),
-            (r#"{"name":"a,b"}"#, "no ','"),
+            (r#"{"name":"a,b"}"#, "ends name= in a PCI spec"),
             (
                 r#"{"bdf":"07:00.0","rdm_policy":"invalid"}"#,
                 "strict or relaxed",

@@ -54,11 +54,13 @@ use crate::bdf::BdfPattern;
 
 mod arg;
 mod libxl;
+mod name;
 mod strict;
 mod xl;
 
 pub use arg::{PciSpecObject, SpecArg, VslotArg};
 pub use libxl::{xl_oracle_json, LibxlPciView, PciDefaults, ResolvedPci, LIBXL_PCI_FUNC_ALL};
+pub use name::{check_name, MAX_NAME_LEN};
 
 /// libxl's `ERROR_INVAL`: what xl returns for almost every malformed spec.
 pub const ERROR_INVAL: i32 = -6;

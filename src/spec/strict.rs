@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use super::name::check_name;
 use super::xl::{scan_vslot, xl_atoi};
 use super::{Device, PciSpec, RdmPolicy, SpecError};
-use crate::bdf::{c_isspace, scan_plain, scan_xl, Func, XlBdfError};
+use crate::bdf::{scan_plain, scan_xl, Func, XlBdfError};
 
 /// The keys of the spec grammar, in canonical order.
 const KEYS: [&str; 8] = [
@@ -35,7 +36,7 @@ impl PciSpec {
     /// - a parameter given twice (xl keeps the last; `@N` counts as
     ///   `vslot`, the positional BDF as `bdf`);
     /// - `rdm_policy=invalid`;
-    /// - an empty name, or one with leading or trailing blanks.
+    /// - a name no device can have (see [`check_name`]).
     ///
     /// Function `*` without a vslot is accepted here: removing it needs no
     /// slot; [`crate::spec::SpecArg::to_spec_to_add`] refuses it for adding.
@@ -151,25 +152,6 @@ pub(super) fn check_vslot_text(text: &str, shown: &str) -> Result<(), String> {
     }
 }
 
-/// A name that reads as it looks and can be written in a spec.
-pub(super) fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        Err("the name is empty".into())
-    } else if name.contains(',') || name.contains('\0') {
-        Err(format!(
-            "the name {name:?} cannot be written in xl's grammar: no ',' or NUL"
-        ))
-    } else if name.bytes().next().is_some_and(c_isspace)
-        || name.bytes().last().is_some_and(c_isspace)
-    {
-        Err(format!(
-            "the name {name:?} has leading or trailing blanks, which xl keeps as part of the name"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// libxl refuses function `*` without a vslot (`device_pci_add_stubdom_done()`
 /// in `libxl_pci.c`: "Must specify a v-slot for multi-function devices").
 pub(super) fn check_func_all(spec: &PciSpec) -> Result<(), String> {
@@ -237,8 +219,9 @@ mod tests {
         refused!("07:00.0@3,vslot=4" => "vslot is given more than once");
         refused!("07:00.0,seize=1,seize=1" => "seize is given more than once");
         refused!("07:00.0,rdm_policy=invalid" => "rdm_policy=strict or rdm_policy=relaxed");
-        refused!("name=" => "the name is empty");
-        refused!("name= gpu" => "leading or trailing blanks");
+        refused!("name=" => "name is empty");
+        refused!("name= gpu" => "without blanks");
+        refused!("name=two words" => "without blanks");
         strict_ok!("07:00.*" => "0000:07:00.*");
         refused!("07:00.0\0,seize=1" => "NUL");
     }

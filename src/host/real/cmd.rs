@@ -259,9 +259,63 @@ pub(super) fn parse_xl_list(text: &str) -> Vec<Domain> {
     out
 }
 
+/// Whether `xl info` reports an IOMMU: its `virt_caps` line lists
+/// `hvm_directio` or `pv_directio` exactly when Xen's
+/// `XEN_SYSCTL_PHYSCAP_directio` is set (`output_physinfo()` in
+/// `tools/xl/xl_info.c`), which is `iommu_enabled`. `None` without a
+/// `virt_caps` line.
+pub(super) fn parse_xl_info_iommu(text: &str) -> Option<bool> {
+    let caps = text.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == "virt_caps").then_some(value)
+    })?;
+    Some(
+        caps.split_whitespace()
+            .any(|c| c == "hvm_directio" || c == "pv_directio"),
+    )
+}
+
+/// The `passthrough` libxl recorded for the domain in `xl list -l DOMID`
+/// (the domain's stored config, `[{"domid": N, "config": {"c_info":
+/// {"passthrough": "disabled", ...}}}]`): libxl resolves `default` at
+/// creation (`libxl__domain_config_setdefault`: `enabled` with a pci or
+/// dtdev list, else `disabled`), so a running guest has a value. `None`
+/// when the output says nothing of it.
+pub(super) fn parse_xl_list_passthrough(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get(0)?
+        .get("config")?
+        .get("c_info")?
+        .get("passthrough")?
+        .as_str()
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xl_info_iommu() {
+        let with = "release                : 6.1.0-28-amd64\n\
+                    virt_caps              : pv hvm hvm_directio pv_directio hap shadow\n";
+        let without = "virt_caps              : pv hvm hap shadow\n";
+        assert_eq!(parse_xl_info_iommu(with), Some(true));
+        assert_eq!(parse_xl_info_iommu(without), Some(false));
+        assert_eq!(parse_xl_info_iommu("host : x\n"), None);
+    }
+
+    #[test]
+    fn xl_list_long_passthrough() {
+        let json = r#"[{"domid": 2, "config": {"c_info": {"type": "hvm", "name": "vm2",
+                       "passthrough": "disabled"}}}]"#;
+        assert_eq!(parse_xl_list_passthrough(json).as_deref(), Some("disabled"));
+        assert_eq!(
+            parse_xl_list_passthrough(r#"[{"domid": 2, "config": {}}]"#),
+            None
+        );
+        assert_eq!(parse_xl_list_passthrough("not json"), None);
+    }
 
     #[test]
     fn xl_list_is_read_from_the_right() {

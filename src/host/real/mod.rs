@@ -222,6 +222,12 @@ impl Host for RealHost {
         self.sysfs.driver_loaded(driver)
     }
 
+    /// A driver's id table is not in sysfs (and `new_id` can widen it), so
+    /// only a driver that is not loaded is known not to take the device.
+    fn driver_matches(&self, _bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError> {
+        Ok((!self.sysfs.driver_loaded(driver)?).then_some(false))
+    }
+
     fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
         self.sysfs.dev_unbind(bdf, driver)
     }
@@ -305,6 +311,25 @@ impl Host for RealHost {
             return Err(cmd::failed(&out));
         }
         Ok(cmd::parse_xl_list(&out.stdout))
+    }
+
+    // Both are advice for a plan (xl itself refuses later, with its own
+    // message), so an xl that fails or prints something else is "cannot
+    // tell", not an error.
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+        if !self.toolstack_running()? {
+            return Ok(None);
+        }
+        let out = cmd::run(&self.roots.xl, &["info"], None)?;
+        Ok(cmd::parse_xl_info_iommu(&out.stdout).filter(|_| out.rc == 0))
+    }
+
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+        if !self.toolstack_running()? {
+            return Ok(None);
+        }
+        let out = cmd::run(&self.roots.xl, &["list", "-l", &domid.to_string()], None)?;
+        Ok(cmd::parse_xl_list_passthrough(&out.stdout).filter(|_| out.rc == 0))
     }
 
     fn kernel_log(&self) -> Result<String, HostError> {

@@ -144,6 +144,18 @@ impl Host for Unreliable {
         self.answering()?;
         self.inner.xen_version()
     }
+    fn driver_matches(&self, bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError> {
+        self.answering()?;
+        self.inner.driver_matches(bdf, driver)
+    }
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+        self.answering()?;
+        self.inner.iommu_enabled()
+    }
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+        self.answering()?;
+        self.inner.domain_passthrough(domid)
+    }
     /// Always answers: the fault is the dom0's, not the snapshot file's.
     fn commit(&mut self) -> Result<(), HostError> {
         self.inner.commit()

@@ -461,5 +461,10 @@ mod tests {
         assert!(s.virtfns(&pf).is_empty());
         assert_eq!(s.dev(&pf).unwrap().sriov.as_ref().unwrap().num_vfs, 0);
         assert!(s.dev(&vf).is_none());
+        // Binding the PF driver again enables no VF: only a write to
+        // sriov_numvfs does (ixgbe's probe, like ice's, leaves SR-IOV off).
+        s.sysfs_bind(&pf, "ixgbe").unwrap();
+        assert!(s.virtfns(&pf).is_empty());
+        assert!(s.dev(&vf).is_none());
     }
 }

@@ -196,6 +196,13 @@ impl Host for SimHost {
         Ok(self.state.driver_loaded(driver))
     }
 
+    /// `bind_store`'s checks: the driver is loaded and matches the device.
+    fn driver_matches(&self, bdf: &Bdf, driver: &str) -> Result<Option<bool>, HostError> {
+        check_driver_name(driver)?;
+        let matches = self.state.dev(bdf).is_some_and(|d| d.matches(driver));
+        Ok(Some(self.state.driver_loaded(driver) && matches))
+    }
+
     fn dev_unbind(&mut self, bdf: &Bdf, driver: &str) -> Result<(), HostError> {
         check_driver_name(driver)?;
         let path = drv_attr(driver, "unbind");
@@ -316,6 +323,20 @@ impl Host for SimHost {
         guests.sort_by_key(|d| d.domid);
         out.extend(guests);
         Ok(out)
+    }
+
+    /// As `xl info` would say it: only with the toolstack running.
+    fn iommu_enabled(&self) -> Result<Option<bool>, HostError> {
+        Ok(self.state.toolstack.then_some(self.state.iommu))
+    }
+
+    /// As `xl list -l` would say it: only with the toolstack running.
+    fn domain_passthrough(&self, domid: u32) -> Result<Option<String>, HostError> {
+        Ok(self
+            .state
+            .domain(domid)
+            .filter(|_| self.state.toolstack)
+            .and_then(|d| d.passthrough.clone()))
     }
 
     fn kernel_log(&self) -> Result<String, HostError> {
