@@ -101,11 +101,13 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
         f
     };
     record.save(host).map_err(|e| all_done(e, &done.actions))?;
-    apply_boot(host, plan, &mut record, &mut done).map_err(|(error, command)| {
-        let mut f = fail(error, &done.actions, command);
-        f.devices_done = plan.devices.len();
-        f
-    })?;
+    super::boot::apply_boot(host, &plan.boot.steps, &mut done.actions).map_err(
+        |(error, command)| {
+            let mut f = fail(error, &done.actions, command);
+            f.devices_done = plan.devices.len();
+            f
+        },
+    )?;
     for d in &plan.devices {
         let now = host
             .pci_device(&d.bdf)
@@ -219,61 +221,8 @@ fn run_step(
         Step::Rebind(b, drv) => rebind_if_driverless(host, b, drv.as_deref()).map_err(host_err),
         Step::XsWrite(p, v) => host.xs_write(p, v).map_err(host_err),
         Step::XsRm(p) => host.xs_rm(p).map_err(host_err),
-        Step::WriteFile(file, text) => host.file_write(*file, text.as_bytes()).map_err(host_err),
-        Step::RemoveFile(file) => host.file_remove(*file).map_err(host_err),
-        Step::RebuildInitramfs => rebuild_initramfs(host),
         Step::Xl(args) => run_xl(host, args, done),
     }
-}
-
-/// The boot steps, after the devices. The initramfs carries a copy of the
-/// boot files, so a rebuild is pending from the first file change until the
-/// rebuild succeeds: a marker file says so, and a later run that finds it
-/// rebuilds (see `boot::plan_boot`), even if this one is killed between.
-fn apply_boot(
-    host: &mut dyn Host,
-    plan: &Plan,
-    record: &mut DriverRecord,
-    done: &mut Applied,
-) -> Result<(), StepError> {
-    let steps = &plan.boot.steps;
-    let rebuilds = steps.contains(&Step::RebuildInitramfs);
-    let host_err = |e: HostError| (AssignError::Host(e), None);
-    if rebuilds && steps.len() > 1 {
-        host.file_write(ManagedFile::InitramfsPending, PENDING.as_bytes())
-            .map_err(host_err)?;
-    }
-    for step in steps {
-        run_step(host, step, record, done)?;
-        done.actions.push(step.to_string());
-    }
-    if rebuilds {
-        host.file_remove(ManagedFile::InitramfsPending)
-            .map_err(host_err)?;
-    }
-    Ok(())
-}
-
-/// The marker's text, for a person who finds it.
-const PENDING: &str = "The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
-                       the next pci_assignable run with persistent: true rebuilds it\n\
-                       (or run update-initramfs -u -k all).\n";
-
-fn rebuild_initramfs(host: &mut dyn Host) -> Result<(), StepError> {
-    let out = host
-        .initramfs_rebuild()
-        .map_err(|e| (AssignError::Host(e), None))?;
-    if out.rc == 0 {
-        return Ok(());
-    }
-    let what = format!(
-        "`update-initramfs -u -k all` failed with rc {}: {}; the boot files are written, but \
-         until the initramfs is rebuilt a driver loaded from it can take a hidden device at \
-         boot (the next run with persistent: true tries again)",
-        out.rc,
-        out.error_line()
-    );
-    Err((AssignError::Invalid(what), Some(Box::new(out))))
 }
 
 /// Runs xl and checks the device ended where xl was asked to put it: xl

@@ -8,11 +8,44 @@
 //! rebuild pending. It also says whether the boot state will differ from
 //! the running one, device by device, for `reboot_required`.
 
+use std::fmt;
+
 use crate::bdf::Bdf;
 use crate::bootcfg::{self, ModprobeConf, INITRAMFS_HOOK, MODULES_LOAD};
-use crate::host::{Host, InitramfsTool, ManagedFile, PCIBACK};
+use crate::host::{CommandOutput, Host, HostError, InitramfsTool, ManagedFile, PCIBACK};
 
-use super::{AssignError, AssignRequest, AssignState, DevicePlan, Step};
+use super::{AssignError, AssignRequest, AssignState, DevicePlan};
+
+/// One step of the boot side of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootStep {
+    /// Write a boot file.
+    Write(ManagedFile, String),
+    /// Remove a boot file.
+    Remove(ManagedFile),
+    /// Rebuild the initramfs (`update-initramfs -u -k all`).
+    RebuildInitramfs,
+}
+
+impl fmt::Display for BootStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootStep::Write(file @ ManagedFile::ModprobeHide, text) => {
+                let conf = ModprobeConf::parse(text);
+                let list: Vec<String> = conf.hidden.iter().map(Bdf::to_string).collect();
+                let deps: Vec<&str> = conf.softdeps.iter().map(String::as_str).collect();
+                write!(f, "write {} (hide: {}", file.path(), list.join(" "))?;
+                if !deps.is_empty() {
+                    write!(f, "; xen-pciback loads before: {}", deps.join(" "))?;
+                }
+                write!(f, ")")
+            }
+            BootStep::Write(file, _) => write!(f, "write {}", file.path()),
+            BootStep::Remove(file) => write!(f, "remove {}", file.path()),
+            BootStep::RebuildInitramfs => write!(f, "update-initramfs -u -k all"),
+        }
+    }
+}
 
 /// One boot file: what it holds now and what it will hold (`None`: absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +64,7 @@ pub struct BootPlan {
     /// Every boot file, changed or not, in [`ManagedFile::BOOT`] order.
     pub files: Vec<BootFile>,
     /// The steps: file writes and removals, then the initramfs rebuild.
-    pub steps: Vec<Step>,
+    pub steps: Vec<BootStep>,
     /// With `persistent`: why the next boot will not leave the devices as
     /// they are now (empty: it will).
     pub reboot_reasons: Option<Vec<String>>,
@@ -135,8 +168,8 @@ pub fn plan_boot(
         let after = wanted(file);
         if before != after {
             steps.push(match &after {
-                Some(text) => Step::WriteFile(file, text.clone()),
-                None => Step::RemoveFile(file),
+                Some(text) => BootStep::Write(file, text.clone()),
+                None => BootStep::Remove(file),
             });
         }
         files.push(BootFile {
@@ -147,7 +180,7 @@ pub fn plan_boot(
     }
     let pending = host.file_read(ManagedFile::InitramfsPending)?.is_some();
     if initramfs && (!steps.is_empty() || pending) {
-        steps.push(Step::RebuildInitramfs);
+        steps.push(BootStep::RebuildInitramfs);
     }
     let reasons = reboot_reasons(host, &conf, devices)?;
     Ok(BootPlan {
@@ -214,4 +247,63 @@ fn reboot_reasons(
         note(b, driver.as_deref());
     }
     Ok(reasons)
+}
+
+/// A failed boot step: the error, and the command's run when it was the
+/// initramfs rebuild.
+pub(super) type BootFailure = (AssignError, Option<Box<CommandOutput>>);
+
+/// Runs the boot steps, after the devices, noting each in `actions`. The
+/// initramfs carries a copy of the boot files, so a rebuild is pending from
+/// the first file change until the rebuild succeeds: a marker file says so,
+/// and a later run that finds it rebuilds (see [`plan_boot`]), even if this
+/// one is killed between.
+pub(super) fn apply_boot(
+    host: &mut dyn Host,
+    steps: &[BootStep],
+    actions: &mut Vec<String>,
+) -> Result<(), BootFailure> {
+    let host_err = |e: HostError| (AssignError::Host(e), None);
+    let rebuilds = steps.contains(&BootStep::RebuildInitramfs);
+    if rebuilds && steps.len() > 1 {
+        host.file_write(ManagedFile::InitramfsPending, PENDING.as_bytes())
+            .map_err(host_err)?;
+    }
+    for step in steps {
+        match step {
+            BootStep::Write(file, text) => {
+                host.file_write(*file, text.as_bytes()).map_err(host_err)?
+            }
+            BootStep::Remove(file) => host.file_remove(*file).map_err(host_err)?,
+            BootStep::RebuildInitramfs => rebuild_initramfs(host)?,
+        }
+        actions.push(step.to_string());
+    }
+    if rebuilds {
+        host.file_remove(ManagedFile::InitramfsPending)
+            .map_err(host_err)?;
+    }
+    Ok(())
+}
+
+/// The marker's text, for a person who finds it.
+const PENDING: &str = "The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
+                       the next pci_assignable run with persistent: true rebuilds it\n\
+                       (or run update-initramfs -u -k all).\n";
+
+fn rebuild_initramfs(host: &mut dyn Host) -> Result<(), BootFailure> {
+    let out = host
+        .initramfs_rebuild()
+        .map_err(|e| (AssignError::Host(e), None))?;
+    if out.rc == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "`update-initramfs -u -k all` failed with rc {}: {}; the boot files are written, but \
+         until the initramfs is rebuilt a driver loaded from it can take a hidden device at \
+         boot (the next run with persistent: true tries again)",
+        out.rc,
+        out.error_line()
+    );
+    Err((AssignError::Invalid(what), Some(Box::new(out))))
 }

@@ -21,7 +21,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use apply::{apply, Applied, ApplyFailure};
-pub use boot::{BootFile, BootPlan};
+pub use boot::{BootFile, BootPlan, BootStep};
 pub use records::DriverRecord;
 
 use crate::bdf::{Bdf, BdfPattern, Func};
@@ -102,12 +102,6 @@ pub enum Step {
     XsRm(String),
     /// Run `xl` with these arguments.
     Xl(Vec<String>),
-    /// Write a boot file.
-    WriteFile(ManagedFile, String),
-    /// Remove a boot file.
-    RemoveFile(ManagedFile),
-    /// Rebuild the initramfs (`update-initramfs -u -k all`).
-    RebuildInitramfs,
 }
 
 impl fmt::Display for Step {
@@ -131,19 +125,6 @@ impl fmt::Display for Step {
             Step::XsWrite(p, v) => write!(f, "xenstore-write {p} {v}"),
             Step::XsRm(p) => write!(f, "xenstore-rm {p}"),
             Step::Xl(args) => write!(f, "xl {}", args.join(" ")),
-            Step::WriteFile(file @ ManagedFile::ModprobeHide, text) => {
-                let conf = crate::bootcfg::ModprobeConf::parse(text);
-                let list: Vec<String> = conf.hidden.iter().map(Bdf::to_string).collect();
-                let deps: Vec<&str> = conf.softdeps.iter().map(String::as_str).collect();
-                write!(f, "write {} (hide: {}", file.path(), list.join(" "))?;
-                if !deps.is_empty() {
-                    write!(f, "; xen-pciback loads before: {}", deps.join(" "))?;
-                }
-                write!(f, ")")
-            }
-            Step::WriteFile(file, _) => write!(f, "write {}", file.path()),
-            Step::RemoveFile(file) => write!(f, "remove {}", file.path()),
-            Step::RebuildInitramfs => write!(f, "update-initramfs -u -k all"),
         }
     }
 }
