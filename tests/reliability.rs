@@ -195,11 +195,11 @@ const KILL_RUNS: usize = 1000;
 /// new content.
 ///
 /// A killed run may leave its temporary file (`.vm.cfg.xenpci.PID.N.tmp`)
-/// behind: SIGKILL leaves no chance to clean up, and no later run removes
-/// another process's leftovers (it cannot tell a dead writer from a live
-/// one without the lock, and does not try). So we assert only that the
-/// config is intact, that at most one leftover exists per killed run, and
-/// that nothing else appears; the count is printed.
+/// behind: SIGKILL leaves no chance to clean up. A later write removes such
+/// a leftover only once its PID runs no process and it is a minute old (see
+/// `fileio::atomic`), which the runs here, seconds apart, never reach. So we
+/// assert only that the config is intact, that at most one leftover exists
+/// per killed run, and that nothing else appears; the count is printed.
 #[test]
 fn sigkill_during_writes() {
     let started = Instant::now();

@@ -158,13 +158,7 @@ pub fn run_module(bin: &str, args: &Value, env: &[(&str, &str)]) -> Ran {
 
 /// Files of a scenario folder that describe the scenario rather than being
 /// copied into it.
-const SCENARIO_META: [&str; 5] = [
-    "args.json",
-    "symlinks.json",
-    "about.txt",
-    "may-differ.txt",
-    "known-bug.txt",
-];
+const SCENARIO_META: [&str; 4] = ["args.json", "symlinks.json", "about.txt", "may-differ.txt"];
 
 /// A scenario folder copied into a fresh temporary directory.
 ///

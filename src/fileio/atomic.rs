@@ -243,7 +243,6 @@ impl Drop for TempFile {
     }
 }
 
-/// Makes a rename in `dir` durable.
 /// How old a dead process's temporary file must be before it is removed: a
 /// live writer is done within milliseconds, and a writer in another PID
 /// namespace (whose PID means nothing here) is never swept mid-write.
@@ -293,6 +292,7 @@ fn process_exists(pid: i32) -> bool {
     !matches!(nix::sys::signal::kill(pid, None), Err(Errno::ESRCH))
 }
 
+/// Makes a rename in `dir` durable.
 fn sync_dir(dir: &Path) -> Result<(), FileError> {
     let handle = File::open(dir).map_err(|e| FileError::io(FileOp::SyncDir, dir, e))?;
     match handle.sync_all() {
