@@ -1,4 +1,35 @@
 //! xenpci: the shared engine of the xenpci Ansible modules.
+//!
+//! Each module (`modules/NAME.rs`) is a binary that Ansible runs with a file
+//! of JSON arguments and that prints one JSON result. This crate is all they
+//! share; it knows no module.
+//!
+//! # Brief overview
+//!
+//! A request flows through these types, in this order:
+//!
+//! 1. [`protocol`]: [`protocol::main`] reads the arguments (an Ansible args
+//!    file, JSON on stdin or `key=value` words; [`cli`] reads the flags),
+//!    checks them against the module's [`protocol::Module::Args`] (whose doc
+//!    comments are also the schemas in `schemas/` and the docs made by
+//!    [`docs`]), and calls [`protocol::Module::run`]. Whatever happens, it
+//!    prints one result: an [`protocol::Outcome`], or a
+//!    [`protocol::Failure`] that says what was done before the failure.
+//! 2. The grammars, pure functions over text with byte positions:
+//!    [`bdf::Bdf`] (a PCI address), [`spec::PciSpec`] (an xl PCI spec
+//!    string, exactly as xl 4.17 reads it), [`xlcfg::XlConfig`] (an xl
+//!    domain config file, read as libxlutil does and edited by splices),
+//!    [`bootcfg::ModprobeConf`] (the boot files of `persistent`).
+//! 3. [`host::Host`]: everything a module asks of a dom0, in libxl's and the
+//!    kernel's own steps. [`host::open`] gives the real dom0
+//!    ([`host::real::RealHost`]: sysfs, `xl`, xenstore) or a simulated one
+//!    ([`host::sim::SimHost`], a JSON snapshot named by `XENPCI_HOST`).
+//! 4. The engines plan, then apply: [`assignable`] (pciback and the boot
+//!    configuration, behind the dom0 [`guard`]), [`attach`] (hot-plug into
+//!    running guests), [`domcfg`] (the `pci` list of a config file, written
+//!    through the safe-file layer [`fileio`]: atomic, locked, backed up).
+//!    Check mode stops after the plan; apply runs it and reports what was
+//!    done, a rollback included.
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod args;
