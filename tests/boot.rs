@@ -235,3 +235,50 @@ fn reboot_required_says_why() {
         json!(["0000:03:00.0 is hidden from dom0 at boot but is on e1000e now"])
     );
 }
+
+/// `update-initramfs` fails (a full /boot): the run fails saying so, with
+/// `changed: true` and the boot files it wrote among its actions; the
+/// pending marker stays, and once the rebuild works the next run does it.
+#[test]
+fn a_failed_rebuild_reports_what_was_done_and_is_retried() {
+    let patch = json!({"boot": {"initramfs": {
+        "modules": ["nvme"], "rebuild_fails": "E: mkinitramfs failure gzip 1"
+    }}});
+    let args = json!({"devices": "03:00.0", "persistent": true});
+    let (ran, _, dir) = run_on_shipped(ASSIGNABLE, "typical", &patch, &args);
+    assert!(ran.failed(), "{}", ran.stdout);
+    assert_eq!(ran.json["changed"], json!(true), "{}", ran.stdout);
+    assert!(
+        ran.msg()
+            .contains("update-initramfs -u -k all` failed with rc 1"),
+        "{}",
+        ran.msg()
+    );
+    assert_eq!(ran.json["stderr"], json!("E: mkinitramfs failure gzip 1\n"));
+    let actions = ran.json["actions"].as_array().expect("actions");
+    assert!(
+        actions.contains(&json!("xl pci-assignable-add 0000:03:00.0")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a
+            .as_str()
+            .is_some_and(|a| a.starts_with("write /etc/modprobe.d/"))),
+        "{actions:?}"
+    );
+    let host = dir.path().join(HOST_FILE);
+    let mut state = sim_host_state(&host);
+    assert!(state["files"].get("initramfs_pending").is_some(), "{state}");
+    state["boot"]["initramfs"]
+        .as_object_mut()
+        .expect("initramfs")
+        .remove("rebuild_fails");
+    std::fs::write(&host, state.to_string()).expect("write");
+    let again = assign(&host, args);
+    assert!(!again.failed(), "{}", again.stdout);
+    assert_eq!(again.json["actions"], json!(["update-initramfs -u -k all"]));
+    assert_eq!(
+        sim_host_state(&host)["files"].get("initramfs_pending"),
+        None
+    );
+}

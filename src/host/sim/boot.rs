@@ -68,6 +68,14 @@ pub(super) fn rebuild_initramfs(state: &mut Snapshot) -> CommandOutput {
             stderr: "update-initramfs: not found\n".into(),
         };
     };
+    if let Some(stderr) = &initramfs.rebuild_fails {
+        return CommandOutput {
+            argv,
+            rc: 1,
+            stdout: String::new(),
+            stderr: format!("{stderr}\n"),
+        };
+    }
     initramfs.modules.retain(|m| !bootcfg::is_pciback(m));
     if hook {
         initramfs.modules.push(bootcfg::PCIBACK_MODULE.into());

@@ -369,6 +369,10 @@ pub struct Initramfs {
     /// `modprobe_hide` matters at boot).
     #[serde(default, skip_serializing_if = "Files::is_empty")]
     pub files: Files,
+    /// Fault injection: `update-initramfs` fails (rc 1, this on stderr),
+    /// as it does when /boot is full, and the initramfs stays as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_fails: Option<String>,
 }
 
 /// Which drivers fail to probe a device: `["pciback"]` (`ENODEV`) or
