@@ -11,6 +11,7 @@ use crate::util::{run_module, run_on_shipped, run_raw, sim_host_state, Ran, HOST
 
 const ASSIGNABLE: &str = env!("CARGO_BIN_EXE_pci_assignable");
 const SIM: &str = env!("CARGO_BIN_EXE_xenpci-sim");
+const ATTACH: &str = env!("CARGO_BIN_EXE_pci_attach");
 
 /// The shipped typical dom0 with what its boot needs spelt out: the bridges'
 /// driver built in, the root disk's driver (nvme) in the initramfs.
@@ -281,4 +282,51 @@ fn a_failed_rebuild_reports_what_was_done_and_is_retried() {
         sim_host_state(&host)["files"].get("initramfs_pending"),
         None
     );
+}
+
+/// After a reboot the hidden device is on pciback but not quarantined; a
+/// guest's detach quarantines it (seen on the real dom0). Giving it back
+/// then goes through xl, which de-quarantines it: a driver bound to a
+/// quarantined device cannot map its interrupts.
+#[test]
+fn a_device_a_guest_had_since_the_boot_is_de_quarantined_when_given_back() {
+    let args = json!({"devices": "03:00.0", "persistent": true});
+    let (ran, _, dir) = run_on_shipped(ASSIGNABLE, "typical", &typical_boot(), &args);
+    assert!(!ran.failed(), "{}", ran.stdout);
+    let host = dir.path().join(HOST_FILE);
+    reboot(&host);
+    // `xl create` of a guest that can take devices.
+    let mut state = sim_host_state(&host);
+    state["domains"] =
+        json!([{"domid": 1, "name": "vm1", "passthrough": "enabled", "devices": []}]);
+    std::fs::write(&host, state.to_string()).expect("write");
+    let env = [("XENPCI_HOST", host.to_str().expect("UTF-8"))];
+    for st in ["present", "absent"] {
+        let hot = run_module(
+            ATTACH,
+            &json!({"domain": "vm1", "devices": "03:00.0", "state": st}),
+            &env,
+        );
+        assert!(!hot.failed(), "{st}: {}", hot.stdout);
+    }
+    let quarantined = |h: &Path| {
+        let s = sim_host_state(h);
+        s["devices"].as_array().expect("devices").iter().any(|d| {
+            d["bdf"] == json!("0000:03:00.0") && d.get("quarantined") == Some(&json!(true))
+        })
+    };
+    assert!(quarantined(&host), "the detach quarantines it");
+    let back = assign(
+        &host,
+        json!({"devices": "03:00.0", "state": "absent", "persistent": true}),
+    );
+    assert!(!back.failed(), "{}", back.stdout);
+    let actions = back.json["actions"].as_array().expect("actions");
+    assert_eq!(
+        actions[0],
+        json!("xl pci-assignable-remove -r 0000:03:00.0"),
+        "{actions:?}"
+    );
+    assert_eq!(driver(&host, "0000:03:00.0"), json!("e1000e"));
+    assert!(!quarantined(&host), "given back, still quarantined");
 }

@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::bdf::Bdf;
-use crate::host::{CommandOutput, Host, HostError, ManagedFile, PCIBACK};
+use crate::host::{xs_pci_path, CommandOutput, Host, HostError, ManagedFile, PCIBACK};
 
 use super::{AssignError, DevicePlan, DriverRecord, Plan, Step};
 
@@ -192,10 +192,19 @@ fn run_device(
     done: &mut Applied,
 ) -> Result<(), StepError> {
     for step in &d.steps {
-        run_step(host, step, record, done)?;
-        done.actions.push(step.to_string());
+        if run_step(host, step, record, done)? == Noted::No {
+            done.actions.push(step.to_string());
+        }
     }
     Ok(())
+}
+
+/// Whether a step noted its own actions (xl refused, and sysfs did the
+/// job) or leaves that to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Noted {
+    No,
+    Yes,
 }
 
 fn run_step(
@@ -203,9 +212,9 @@ fn run_step(
     step: &Step,
     record: &mut DriverRecord,
     done: &mut Applied,
-) -> Result<(), StepError> {
+) -> Result<Noted, StepError> {
     let host_err = |e: HostError| (AssignError::Host(e), None);
-    match step {
+    let ran = match step {
         // Written before the first step (see `apply`).
         Step::RecordDriver(..) => Ok(()),
         // Written after the last device.
@@ -221,13 +230,14 @@ fn run_step(
         Step::Rebind(b, drv) => rebind_if_driverless(host, b, drv.as_deref()).map_err(host_err),
         Step::XsWrite(p, v) => host.xs_write(p, v).map_err(host_err),
         Step::XsRm(p) => host.xs_rm(p).map_err(host_err),
-        Step::Xl(args) => run_xl(host, args, done),
-    }
+        Step::Xl(args) => return run_xl(host, args, done),
+    };
+    ran.map(|()| Noted::No)
 }
 
 /// Runs xl and checks the device ended where xl was asked to put it: xl
 /// prints errors with rc 0 at times, and warnings with rc 1.
-fn run_xl(host: &mut dyn Host, args: &[String], done: &mut Applied) -> Result<(), StepError> {
+fn run_xl(host: &mut dyn Host, args: &[String], done: &mut Applied) -> Result<Noted, StepError> {
     let out = host.xl(args).map_err(|e| (AssignError::Host(e), None))?;
     let adding = args.first().map(String::as_str) == Some("pci-assignable-add");
     let bdf: Option<Bdf> = args.last().and_then(|a| a.parse().ok());
@@ -242,16 +252,23 @@ fn run_xl(host: &mut dyn Host, args: &[String], done: &mut Applied) -> Result<()
     };
     let on_pciback = driver.as_deref() == Some(PCIBACK);
     if out.rc == 0 && on_pciback == adding {
-        return Ok(());
+        return Ok(Noted::No);
     }
     if !adding && out.rc != 0 && on_pciback && out.stderr.contains("de-quarantine") {
-        // Bound to pciback by hand (never quarantined): libxl refuses to
-        // release what it did not take; do it through sysfs instead.
+        // Never quarantined (bound through sysfs, or taken by pciback at
+        // boot): libxl refuses to release what it did not take, and changed
+        // nothing; do it through sysfs instead.
+        done.actions.push(format!(
+            "{}: refused, the device was never quarantined",
+            Step::Xl(args.to_vec())
+        ));
         done.warnings.push(format!(
             "xl refused ({}); the device was not quarantined, so it was released through sysfs",
             out.stderr.trim()
         ));
-        return release_by_sysfs(host, bdf, done).map_err(|e| (AssignError::Host(e), None));
+        return release_by_sysfs(host, bdf, done)
+            .map(|()| Noted::Yes)
+            .map_err(|e| (AssignError::Host(e), None));
     }
     let hint = if out.stderr.contains("failed to quarantine") {
         " (Xen could not quarantine the device: pass-through needs an IOMMU, enabled in the firmware and for Xen)"
@@ -296,6 +313,14 @@ fn release_by_sysfs(
     if host.pciback_slots()?.contains(&b) {
         host.pciback_remove_slot(&b)?;
         done.actions.push(Step::RemoveSlot(b).to_string());
+    }
+    // libxl's records of a device it did not release would outlive it.
+    for node in ["driver_path", "name"] {
+        let path = xs_pci_path(&b, Some(node));
+        if host.xs_read(&path)?.is_some() {
+            host.xs_rm(&path)?;
+            done.actions.push(Step::XsRm(path).to_string());
+        }
     }
     Ok(())
 }

@@ -439,22 +439,22 @@ fn plan_remove(
     };
     let mut steps = Vec::new();
     let mut xl_restore = None;
-    // A device that went to pciback through sysfs was never quarantined:
-    // xl would refuse to release it ("failed to de-quarantine"). Nor was
-    // one that xen-pciback took at boot (`persistent`): we moved it from its
-    // driver in an earlier boot, and libxl, which records every device xl
-    // makes assignable, has no record of it in this one.
-    let seized_at_boot = ctx.toolstack
-        && record.get(&bdf).is_some()
-        && !host
-            .xs_directory("/libxl/pci")?
-            .contains(&bdf.xenstore_form());
-    let method = if record.via_sysfs(&bdf) || seized_at_boot {
-        Method::Sysfs
-    } else {
-        ctx.method
-    };
-    match method {
+    // Where the toolstack runs, xl goes first even for a device that went
+    // to pciback through sysfs or that xen-pciback took at boot: neither
+    // tells whether Xen has it quarantined now (a guest's detach
+    // quarantines any device), and only xl de-quarantines; a driver bound
+    // to a quarantined device fails to map its interrupts ("xen map irq
+    // failed", seen on the real dom0). xl refuses a device never
+    // quarantined ("failed to de-quarantine", nothing changed), and then
+    // `run_xl` releases it through sysfs.
+    if ctx.method == Method::Sysfs && ctx.toolstack {
+        warnings.push(format!(
+            "method sysfs gives {bdf} back without xl: if Xen has it quarantined (xl made it \
+             assignable, or a guest had it), its driver cannot map interrupts until \
+             `xl pci-assignable-remove {bdf}` de-quarantines it; method auto does that"
+        ));
+    }
+    match ctx.method {
         Method::Xl | Method::Auto => {
             // Without libxl's record, `-r` rebinds nothing ("Couldn't find
             // path for original driver; not rebinding") and xl succeeds.
