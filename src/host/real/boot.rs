@@ -22,12 +22,16 @@ pub(super) fn drivers(roots: &Roots, bdf: &Bdf) -> Result<BootDrivers, HostError
         return Ok(BootDrivers::default());
     };
     let out = cmd::run(&roots.modprobe, &["-R", alias.trim()], Some(PROBE_TIMEOUT))?;
-    // rc 1 and no output: no module matches the alias.
-    let modules: Vec<String> = if out.rc == 0 {
-        out.stdout.split_whitespace().map(str::to_string).collect()
-    } else {
-        Vec::new()
-    };
+    // rc 1 and no output: no module matches the alias. A module whose id
+    // and class aliases both match is printed twice (nvme, on the lab).
+    let mut modules: Vec<String> = Vec::new();
+    if out.rc == 0 {
+        for m in out.stdout.split_whitespace() {
+            if !modules.iter().any(|k| same_module(k, m)) {
+                modules.push(m.to_string());
+            }
+        }
+    }
     let builtin_list = builtin_modules(roots)?;
     let builtin = modules
         .iter()
