@@ -9,7 +9,6 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -103,17 +102,7 @@ impl Dom0AndConfig {
         cmd.arg(&args_file).env("XENPCI_HOST", &self.host);
         if as_nobody && nix::unistd::geteuid().is_root() {
             self.open_to_nobody();
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
-                    nix::unistd::setgid(nix::unistd::Gid::from_raw(65534))
-                        .map_err(std::io::Error::from)?;
-                    nix::unistd::setuid(nix::unistd::Uid::from_raw(65534))
-                        .map_err(std::io::Error::from)?;
-                    Ok(())
-                });
-            }
+            crate::util::as_nobody(&mut cmd);
         }
         let out = cmd.output().expect("run pci_attach");
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -11,7 +11,6 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
@@ -1023,17 +1022,7 @@ fn check_case(case: &Case) -> (bool, Option<String>) {
 
     let run = run_module(&args_file, Duration::from_secs(60), |cmd| {
         if case.as_nobody {
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
-                    nix::unistd::setgid(nix::unistd::Gid::from_raw(65534))
-                        .map_err(std::io::Error::from)?;
-                    nix::unistd::setuid(nix::unistd::Uid::from_raw(65534))
-                        .map_err(std::io::Error::from)?;
-                    Ok(())
-                });
-            }
+            crate::util::as_nobody(cmd);
         }
     });
     let r = result_of(&run, case.name);

@@ -1035,3 +1035,18 @@ macro_rules! assert_scenario_snapshot {
         settings.bind(|| insta::assert_json_snapshot!(sc.name.as_str(), $value));
     }};
 }
+
+/// Makes `cmd` run as `nobody` (uid and gid 65534, no groups), so that
+/// file permissions apply to it as to any unprivileged writer.
+pub fn as_nobody(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(65534)).map_err(std::io::Error::from)?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(65534)).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
