@@ -415,6 +415,11 @@ fn plan_remove(
         xl_restore: None,
         steps: Vec::new(),
     };
+    if ctx.driver.is_none() && req.rebind {
+        if let Some(d) = plan_finish_give_back(ctx, host, record, warnings)? {
+            return Ok(d);
+        }
+    }
     if ctx.driver.as_deref() != Some(PCIBACK) {
         return Ok(unchanged);
     }
@@ -508,6 +513,56 @@ fn plan_remove(
         steps,
         ..unchanged
     })
+}
+
+/// A device without a driver that a record says came from one: a give-back
+/// that did not finish left it so (on a real dom0, xl killed half-way by
+/// SIGPIPE when the run that started it was killed, between pciback's
+/// unbind and the rebind). `absent` with `rebind` finishes it; `None` when
+/// no record names a driver (the device was simply never bound).
+fn plan_finish_give_back(
+    ctx: &DeviceCtx,
+    host: &dyn Host,
+    record: &DriverRecord,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DevicePlan>, AssignError> {
+    let bdf = ctx.bdf;
+    let libxl_path = xs_pci_path(&bdf, Some("driver_path"));
+    let libxl_driver = if ctx.toolstack {
+        host.xs_read(&libxl_path)?
+            .and_then(|p| p.rsplit('/').next().map(str::to_string))
+            .filter(|d| !d.is_empty())
+    } else {
+        None
+    };
+    if record.get(&bdf).is_none() && libxl_driver.is_none() {
+        return Ok(None);
+    }
+    let choice = checks::choose_rebind(host, bdf, record.get(&bdf), libxl_driver.as_deref())?;
+    let mut steps = vec![rebind_step(bdf, &choice.driver)];
+    if libxl_driver.is_some() {
+        steps.push(Step::XsRm(libxl_path));
+    }
+    if record.get(&bdf).is_some() {
+        steps.push(Step::ForgetDriver(bdf));
+    }
+    warnings.push(format!(
+        "{bdf} has no driver, but was recorded as coming from {}: a give-back that did not \
+         finish left it so; binding it again",
+        record
+            .get(&bdf)
+            .or(libxl_driver.as_deref())
+            .unwrap_or("a driver")
+    ));
+    warnings.extend(choice.warnings);
+    Ok(Some(DevicePlan {
+        bdf,
+        driver_before: None,
+        driver_after: choice.driver.clone(),
+        original: None,
+        xl_restore: None,
+        steps,
+    }))
 }
 
 fn rebind_step(bdf: Bdf, original: &Option<String>) -> Step {
