@@ -4,10 +4,15 @@
 //!
 //! Arguments go to the program as separate argv elements and are never
 //! interpreted: `0; reboot` reaches `xl` as one argument. Standard input is
-//! `/dev/null`; standard output and error are captured whole.
+//! `/dev/null`; standard output and error are captured whole, in unlinked
+//! temporary files rather than pipes: a module killed while xl runs must not
+//! take xl with it. With pipes, xl's next write to stderr after the module's
+//! death raised SIGPIPE and killed it between pciback's unbind and the
+//! rebind, leaving the device without a driver (seen on the real dom0).
 
 use std::ffi::OsString;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -48,17 +53,16 @@ pub(super) fn run<S: AsRef<str>>(
         cmd: command_line(&argv),
         reason,
     };
+    let mut out = capture_file().map_err(|e| spawn_err(io_text(&e)))?;
+    let mut err = capture_file().map_err(|e| spawn_err(io_text(&e)))?;
+    let as_stdio = |f: &File| f.try_clone().map(Stdio::from);
     let mut child = Command::new(program)
         .args(args.iter().map(|a| OsString::from(a.as_ref())))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(as_stdio(&out).map_err(|e| spawn_err(io_text(&e)))?)
+        .stderr(as_stdio(&err).map_err(|e| spawn_err(io_text(&e)))?)
         .spawn()
         .map_err(|e| spawn_err(io_text(&e)))?;
-    // Both pipes are drained on their own threads, so a chatty command
-    // cannot fill one pipe and block while we wait on the other.
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
     let status = match wait(&mut child, timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -70,8 +74,8 @@ pub(super) fn run<S: AsRef<str>>(
         }
         Err(e) => return Err(spawn_err(io_text(&e))),
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let stdout = read_back(&mut out).map_err(|e| spawn_err(io_text(&e)))?;
+    let stderr = read_back(&mut err).map_err(|e| spawn_err(io_text(&e)))?;
     Ok(CommandOutput {
         argv,
         rc: status
@@ -103,14 +107,39 @@ fn wait(
     }
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
+/// An anonymous file for a child's output: created in the temporary
+/// folder and unlinked at once, so nothing is left behind whatever happens.
+fn capture_file() -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(".xenpci-cmd.{}.{n}", std::process::id()));
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match opened {
+            Ok(file) => {
+                std::fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            // Left by a dead run of the same PID: take the next number.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1_000_000 => continue,
+            Err(e) => return Err(e),
         }
-        buf
-    })
+    }
+}
+
+/// Everything written to `file` since it was created.
+fn read_back(file: &mut File) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn io_text(e: &io::Error) -> String {
@@ -343,6 +372,17 @@ mod tests {
         assert_eq!(out.stdout, "0; reboot $HOME\n");
         assert_eq!(out.argv, ["echo", "0; reboot", "$HOME"]);
         assert_eq!(out.rc, 0);
+    }
+
+    /// A pipe would kill the child with SIGPIPE once the module is gone;
+    /// a file cannot. And a chatty child never blocks on a full pipe.
+    #[test]
+    fn output_goes_to_files_not_pipes() {
+        let script = "[ -p /dev/stdout ] || [ -p /dev/stderr ] && echo pipe || echo file; \
+                      head -c 300000 /dev/zero";
+        let out = run(Path::new("sh"), &["-c", script], None).expect("sh runs");
+        assert!(out.stdout.starts_with("file\n"), "{:?}", &out.stdout[..10]);
+        assert_eq!(out.stdout.len(), "file\n".len() + 300000);
     }
 
     #[test]
