@@ -428,13 +428,7 @@ fn plan_remove(
             return Err(AssignError::Attached { bdf, domid });
         }
     }
-    let libxl_driver = if ctx.toolstack {
-        host.xs_read(&xs_pci_path(&bdf, Some("driver_path")))?
-            .and_then(|p| p.rsplit('/').next().map(str::to_string))
-            .filter(|d| !d.is_empty())
-    } else {
-        None
-    };
+    let libxl_driver = libxl_driver(ctx, host)?;
     let choice = checks::choose_rebind(host, bdf, record.get(&bdf), libxl_driver.as_deref())?;
     let original = choice.driver.clone();
     let name = if ctx.toolstack {
@@ -528,13 +522,7 @@ fn plan_finish_give_back(
 ) -> Result<Option<DevicePlan>, AssignError> {
     let bdf = ctx.bdf;
     let libxl_path = xs_pci_path(&bdf, Some("driver_path"));
-    let libxl_driver = if ctx.toolstack {
-        host.xs_read(&libxl_path)?
-            .and_then(|p| p.rsplit('/').next().map(str::to_string))
-            .filter(|d| !d.is_empty())
-    } else {
-        None
-    };
+    let libxl_driver = libxl_driver(ctx, host)?;
     if record.get(&bdf).is_none() && libxl_driver.is_none() {
         return Ok(None);
     }
@@ -563,6 +551,18 @@ fn plan_finish_give_back(
         xl_restore: None,
         steps,
     }))
+}
+
+/// The driver libxl's record (`driver_path`) names, where the toolstack
+/// runs.
+fn libxl_driver(ctx: &DeviceCtx, host: &dyn Host) -> Result<Option<String>, AssignError> {
+    if !ctx.toolstack {
+        return Ok(None);
+    }
+    Ok(host
+        .xs_read(&xs_pci_path(&ctx.bdf, Some("driver_path")))?
+        .and_then(|p| p.rsplit('/').next().map(str::to_string))
+        .filter(|d| !d.is_empty()))
 }
 
 fn rebind_step(bdf: Bdf, original: &Option<String>) -> Step {
