@@ -8,7 +8,7 @@
 
 use nix::errno::Errno;
 
-use super::libxl::{Level, Libxl, Site, ERROR_FAIL, ERROR_INVAL};
+use super::libxl::{site, Level, Libxl, Site, ERROR_FAIL, ERROR_INVAL};
 use super::snapshot::{AttachedPci, DomainType};
 use crate::bdf::{Bdf, Func};
 use crate::host::PCIBACK;
@@ -28,14 +28,21 @@ impl Libxl<'_> {
     fn domain_type(&mut self, domid: u32) -> Option<DomainType> {
         let t = self.s.domain(domid).map(|d| d.kind);
         if t.is_none() {
-            let msg = format!("unable to get domain type for domid={domid}");
-            self.log.log(
-                Level::Error,
-                Site("libxl_dom.c", 37, "libxl__domain_type"),
-                None,
-                None,
-                &msg,
-            );
+            let at = Site("libxl_dom.c", 37, "libxl__domain_type");
+            if self.s.xen_version() >= (4, 18) {
+                // 4.18 asks with xc_domain_getinfo_single, which fails ESRCH.
+                let errno = Some(Errno::ESRCH);
+                self.log.log(
+                    Level::Error,
+                    at,
+                    Some(domid),
+                    errno,
+                    "unable to get dominfo",
+                );
+            } else {
+                let msg = format!("unable to get domain type for domid={domid}");
+                self.log.log(Level::Error, at, None, None, &msg);
+            }
         }
         t
     }
@@ -179,7 +186,12 @@ impl Libxl<'_> {
 
     /// `device_addrm_aocomplete` on failure.
     fn addrm_failed(&mut self, action: &str) {
-        let at = Site("libxl_device.c", 1486, "device_addrm_aocomplete");
+        let at = site(
+            self.s.xen_version(),
+            "libxl_device.c",
+            1486,
+            "device_addrm_aocomplete",
+        );
         self.log.log(
             Level::Error,
             at,
@@ -251,9 +263,11 @@ impl Libxl<'_> {
             }
         }
 
-        // do_pci_add / pci_add_dm_done.
-        let kind = self.domain_type(domid).ok_or(ERROR_FAIL)?;
+        // do_pci_add / pci_add_dm_done, which asks again even when
+        // do_pci_add failed (as the lab's dom0 printed for a gone domain).
+        let kind = self.domain_type(domid);
         let _ = self.domain_type(domid);
+        let kind = kind.ok_or(ERROR_FAIL)?;
         if pci.permissive {
             let r = self.s.sysfs_permissive(&bdf);
             if self

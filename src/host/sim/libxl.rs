@@ -1,4 +1,5 @@
-//! The simulated libxl 4.17.7 and hypervisor: `libxl_pci.c`'s assignable
+//! The simulated libxl 4.17.7 (its messages at the lines of the snapshot's
+//! `xl_version`: `site`) and hypervisor: `libxl_pci.c`'s assignable
 //! composites, step by step as in `tools/libs/light/libxl_pci.c` (each
 //! function here is named after the one it mirrors), the messages they log
 //! (with libxl's own file, line and function, as xl prints them), and the
@@ -119,8 +120,31 @@ impl Snapshot {
     }
 }
 
+/// Where a libxl message comes from in the snapshot's Xen version, given
+/// its site in 4.17.7 (which every caller names). From xen.git: 4.18.x and
+/// 4.19.x keep 4.17's libxl_pci.c lines up to `libxl_device_pci_add`; 4.20
+/// added one line near the top and eleven before the attach path (seen on
+/// the lab's 4.20 dom0: `libxl_pci.c:803: ... already assigned to
+/// pciback`); libxl_device.c moved by one line in 4.18 and by 14 in 4.20.
+pub fn site(version: (u32, u32), file: &'static str, line_417: u32, func: &'static str) -> Site {
+    let since_420 = version >= (4, 20);
+    let since_418 = version >= (4, 18);
+    let line = match (file, line_417) {
+        (PCI, 1969) if since_420 => 1978,
+        (PCI, 1969) if since_418 => 1967,
+        (PCI, 2258) if since_420 => 2293,
+        (PCI, 2258) if since_418 => 2273,
+        (PCI, l @ ..=1008) if since_420 => l + 1,
+        (PCI, l @ 1512..=1809) if since_420 => l + 11,
+        ("libxl_device.c", 1486) if since_420 => 1500,
+        ("libxl_device.c", 1486) if since_418 => 1487,
+        (_, l) => l,
+    };
+    Site(file, line, func)
+}
+
 impl Libxl<'_> {
-    /// Logs a libxl_pci.c message.
+    /// Logs a libxl_pci.c message; `line` is its line in 4.17.7.
     pub fn log(
         &mut self,
         level: Level,
@@ -130,8 +154,8 @@ impl Libxl<'_> {
         errno: Option<Errno>,
         msg: &str,
     ) {
-        self.log
-            .log(level, Site(PCI, line, func), domid, errno, msg);
+        let at = site(self.s.xen_version(), PCI, line, func);
+        self.log.log(level, at, domid, errno, msg);
     }
 
     /// `sysfs_write_bdf`: logs the failed `open` or `write`, returns errno.

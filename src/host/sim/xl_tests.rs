@@ -426,3 +426,81 @@ fn domains_are_found_by_name_or_number() {
     );
     assert_eq!(xl(&mut s, "list guest2").stdout.lines().count(), 2);
 }
+
+#[test]
+fn messages_carry_the_lines_of_the_snapshots_xl_version() {
+    // The lines the real 4.20.5-pre dom0 of the lab printed (4.17.7: 802, 906).
+    let mut s = lab();
+    s.xl_version = Some("4.20.5-pre".into());
+    xl(&mut s, "pci-assignable-add 00:05.0");
+    let out = xl(&mut s, "pci-assignable-add 00:05.0");
+    assert_eq!(
+        out.stderr,
+        "libxl: warning: libxl_pci.c:803:libxl__device_pci_assignable_add: 0000:00:05.0 already assigned to pciback\n"
+    );
+    let out = xl(&mut s, "pci-attach 1 00:04.0");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "{E}1688:libxl__device_pci_add: Domain 1:PCI device 0:0:4.0 is not assignable\n\
+             {E}1820:device_pci_add_done: Domain 1:libxl__device_pci_add failed for PCI device 0:0:4.0 (rc -3)\n\
+             libxl: error: libxl_device.c:1500:device_addrm_aocomplete: unable to add device\n"
+        )
+    );
+    let out = xl(&mut s, "pci-attach guest1 00:05.0");
+    assert_eq!(
+        out.stderr,
+        format!("{E}1584:libxl__device_pci_reset: The kernel doesn't support reset from sysfs for PCI device 0000:00:05.0\n")
+    );
+    assert_eq!(xl(&mut s, "pci-detach guest1 00:05.0").rc, 0);
+    assert_eq!(xl(&mut s, "pci-assignable-remove -r 00:05.0").rc, 0);
+    let out = xl(&mut s, "pci-assignable-remove -r 00:05.0");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "{E}907:libxl__device_pci_assignable_remove: failed to de-quarantine 0000:00:05.0\n"
+        )
+    );
+    // 4.18 and 4.19 kept 4.17's lines there.
+    s.xl_version = Some("4.19.2".into());
+    let out = xl(&mut s, "pci-assignable-remove -r 00:05.0");
+    assert!(out.stderr.contains("libxl_pci.c:906:"), "{}", out.stderr);
+}
+
+#[test]
+fn a_domain_that_is_gone_is_reported_as_its_version_reports_it() {
+    let mut s = lab();
+    xl(&mut s, "pci-assignable-add 00:05.0");
+    // What the lab's 4.17.7 dom0 printed.
+    let out = xl(&mut s, "pci-attach 7 00:05.0");
+    assert_eq!(
+        (out.rc, out.stderr.as_str()),
+        (
+            1,
+            "libxl: error: libxl_dom.c:37:libxl__domain_type: unable to get domain type for domid=7\n\
+             libxl: error: libxl_pci.c:1573:libxl__device_pci_reset: The kernel doesn't support reset from sysfs for PCI device 0000:00:05.0\n\
+             libxl: error: libxl_dom.c:37:libxl__domain_type: unable to get domain type for domid=7\n\
+             libxl: error: libxl_dom.c:37:libxl__domain_type: unable to get domain type for domid=7\n\
+             libxl: error: libxl_pci.c:1809:device_pci_add_done: Domain 7:libxl__device_pci_add failed for PCI device 0:0:5.0 (rc -3)\n\
+             libxl: error: libxl_device.c:1486:device_addrm_aocomplete: unable to add device\n"
+        )
+    );
+    let out = xl(&mut s, "pci-detach 7 00:05.0");
+    assert_eq!(
+        (out.rc, out.stderr.as_str()),
+        (
+            1,
+            "libxl: error: libxl_dom.c:37:libxl__domain_type: unable to get domain type for domid=7\n\
+             libxl: error: libxl_device.c:1486:device_addrm_aocomplete: unable to remove device\n"
+        )
+    );
+    s.xl_version = Some("4.20.5-pre".into());
+    let out = xl(&mut s, "pci-attach 7 00:05.0");
+    assert!(
+        out.stderr.starts_with(
+            "libxl: error: libxl_dom.c:37:libxl__domain_type: Domain 7:unable to get dominfo: No such process\n"
+        ),
+        "{}",
+        out.stderr
+    );
+}
