@@ -136,6 +136,10 @@ def snapshot_from_text(text):
                 d["block"].append({"name": w[0], "dev": w[1], "holders": w[2:]})
         sysdev[a[0]] = d
 
+    for line in one.get("iommu_groups", "").splitlines():
+        m = re.search(r"/devices/([0-9a-f:.]+)/iommu_group -> .*/(\d+)$", line)
+        if m and m.group(1) in sysdev:
+            sysdev[m.group(1)]["iommu_group"] = m.group(2)
     mountinfo = [line.split() for line in one.get("mountinfo", "").splitlines() if line]
     swaps = [line.split()[0] for line in one.get("swaps", "").splitlines()[1:] if line.split()]
     ip_addr = json.loads(one.get("ip_addr") or "[]")
@@ -272,7 +276,45 @@ def snapshot_from_text(text):
     }
     if files:
         snap["files"] = files
+    boot = boot_from_sections(one)
+    if boot:
+        snap["boot"] = boot
     return snap
+
+
+def _module_names(text):
+    """The module names of modules-load.d text (comments are # or ;)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")):
+            out.append(line.split()[0])
+    return list(dict.fromkeys(out))
+
+
+def boot_from_sections(one):
+    """The snapshot's `boot` (src/host/sim/snapshot.rs: Boot) from collect's
+    builtin, modules_load and initramfs sections."""
+    boot = {}
+    builtin = one.get("builtin", "").split()
+    if builtin:
+        boot["builtin_drivers"] = builtin
+    loads = _module_names(one.get("modules_load", ""))
+    if loads:
+        boot["modules_load"] = loads
+    if "initramfs" in one:
+        modules, files = [], {}
+        for line in one["initramfs"].splitlines():
+            key, _, rest = line.partition(" ")
+            if key == "module":
+                modules.append(rest.strip())
+            elif key == "modprobe_hide":
+                files["modprobe_hide"] = base64.b64decode(rest.strip()).decode()
+        initramfs = {"modules": sorted(set(modules))}
+        if files:
+            initramfs["files"] = files
+        boot["initramfs"] = initramfs
+    return boot
 
 
 def assignable_from_text(text):
@@ -322,7 +364,19 @@ def normal_form(snap):
         "xenstore": xs,
         "domains": domains,
         "files": files,
+        "initramfs": _initramfs_form(snap),
     }
+
+
+def _initramfs_form(snap):
+    """What of the initramfs counts at the next boot: whether it holds
+    xen-pciback, and its copy of the project's modprobe.d file."""
+    ird = (snap.get("boot") or {}).get("initramfs")
+    if ird is None:
+        return None
+    names = [m.replace("_", "-") for m in ird.get("modules", [])]
+    return {"xen-pciback": "xen-pciback" in names,
+            "modprobe_hide": (ird.get("files") or {}).get("modprobe_hide")}
 
 
 def diff(a, b, path=""):
