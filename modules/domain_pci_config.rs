@@ -1,14 +1,12 @@
 //! domain_pci_config: the `pci` settings of an xl domain config file.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use xenpci::args::{bool_lenient, opt_bool_lenient, OneOrMany};
-use xenpci::domcfg::{self, EditSpec, ListState, Passthrough, PciRequest, WriteSpec};
-use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
-use xenpci::spec::{PciSpec, SpecArg};
+use crate::args::{bool_lenient, opt_bool_lenient, OneOrMany};
+use crate::domcfg::{self, EditSpec, ListState, Passthrough, PciRequest, WriteSpec};
+use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
+use crate::spec::{PciSpec, SpecArg};
 
 /// Edit the pci list of an xl domain config file.
 ///
@@ -36,7 +34,7 @@ use xenpci::spec::{PciSpec, SpecArg};
 /// is followed and its target edited. Check mode and diff mode are
 /// supported.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct Args {
+pub struct Args {
     /// Path of the domain config file, e.g. `/etc/xen/vm1.cfg`.
     path: PathBuf,
     /// The devices: PCI_SPEC_STRINGs as in xl.cfg(5) (`07:00.0`,
@@ -82,7 +80,7 @@ pub(crate) struct Args {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct Facts {
+pub struct Facts {
     /// The file edited (a symlink's target when `path` is a symlink).
     path: String,
     /// The pci list after the run, each entry in canonical form.
@@ -92,9 +90,8 @@ pub(crate) struct Facts {
     backup_file: Option<String>,
 }
 
-// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
-// to generate `schemas/` from the types.
-pub(crate) struct DomainPciConfig;
+/// The module.
+pub struct DomainPciConfig;
 
 impl Module for DomainPciConfig {
     const NAME: &'static str = "domain_pci_config";
@@ -127,7 +124,7 @@ impl Module for DomainPciConfig {
         Ok(Outcome {
             changed: edit.plan.changed(),
             msg: summary(&edit.plan),
-            diff: vec![edit.diff()],
+            diff: vec![Diff::from(&edit)],
             warnings,
             facts: Facts {
                 path: edit.target.display().to_string(),
@@ -213,8 +210,4 @@ fn summary(plan: &domcfg::Plan) -> String {
         })
         .collect();
     words.join(", ")
-}
-
-fn main() -> ExitCode {
-    protocol::main::<DomainPciConfig>()
 }

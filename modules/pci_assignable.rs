@@ -1,14 +1,12 @@
 //! pci_assignable: bind PCI devices to pciback, or give them back to dom0.
 
-use std::process::ExitCode;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use xenpci::args::{bool_lenient, OneOrMany};
-use xenpci::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
-use xenpci::bdf::{Bdf, BdfPattern};
-use xenpci::host;
-use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
+use crate::args::{bool_lenient, OneOrMany};
+use crate::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
+use crate::bdf::{Bdf, BdfPattern};
+use crate::host;
+use crate::protocol::{self, Failure, Mode, Module, Outcome};
 
 /// Make PCI devices assignable to Xen guests, or give them back to dom0.
 ///
@@ -31,7 +29,7 @@ use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
 /// the boot-time hide file). `XENPCI_HOST=FILE` runs it against a simulated
 /// dom0 instead of this host.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct Args {
+pub struct Args {
     /// The devices, `[DDDD:]BB:DD.F`; `BB:DD.*` means every function the
     /// device has. A single string is one device.
     devices: OneOrMany<String>,
@@ -92,7 +90,7 @@ struct DeviceResult {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct Facts {
+pub struct Facts {
     /// Per device, in BDF order.
     devices: Vec<DeviceResult>,
     /// The assignable devices after the run, as `xl pci-assignable-list -n`
@@ -111,9 +109,8 @@ pub(crate) struct Facts {
     reboot_reasons: Option<Vec<String>>,
 }
 
-// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
-// to generate `schemas/` from the types.
-pub(crate) struct PciAssignable;
+/// The module.
+pub struct PciAssignable;
 
 impl Module for PciAssignable {
     const NAME: &'static str = "pci_assignable";
@@ -333,8 +330,4 @@ fn summary(changed: usize, total: usize, state: AssignState, boot: bool) -> Stri
         msg.push_str("; boot configuration updated");
     }
     msg
-}
-
-fn main() -> ExitCode {
-    protocol::main::<PciAssignable>()
 }

@@ -1,17 +1,15 @@
 //! pci_attach: hot-plug PCI devices into a running Xen guest, or out.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use xenpci::args::{bool_lenient, OneOrMany};
-use xenpci::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
-use xenpci::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
-use xenpci::host;
-use xenpci::protocol::{self, Failure, Mode, Module, Outcome};
-use xenpci::spec::{Device, PciSpec, SpecArg};
+use crate::args::{bool_lenient, OneOrMany};
+use crate::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
+use crate::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
+use crate::host;
+use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
+use crate::spec::{Device, PciSpec, SpecArg};
 
 /// Hot-plug PCI devices into a running Xen guest, or out of it.
 ///
@@ -33,7 +31,7 @@ use xenpci::spec::{Device, PciSpec, SpecArg};
 /// re-attached. Check mode and diff mode (of `config`) are supported;
 /// `XENPCI_HOST=FILE` runs against a simulated dom0.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct Args {
+pub struct Args {
     /// The guest: its name or its domid.
     domain: String,
     /// The devices: PCI_SPEC_STRINGs as in xl.cfg(5) (`07:00.0`,
@@ -75,7 +73,7 @@ struct ConfigResult {
 
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct Facts {
+pub struct Facts {
     /// The guest's name.
     domain: String,
     /// The guest's domid.
@@ -91,9 +89,8 @@ pub(crate) struct Facts {
     config: Option<ConfigResult>,
 }
 
-// `pub(crate)`, with `Args` and `Facts`: tests/schemas.rs includes this file
-// to generate `schemas/` from the types.
-pub(crate) struct PciAttach;
+/// The module.
+pub struct PciAttach;
 
 impl Module for PciAttach {
     const NAME: &'static str = "pci_attach";
@@ -150,7 +147,7 @@ impl Module for PciAttach {
         let config = edit.map(|edit| {
             actions.extend(edit.actions.iter().cloned());
             warnings.extend(edit.plan.warnings.iter().cloned());
-            diff.push(edit.diff());
+            diff.push(Diff::from(&edit));
             config_result(&edit)
         });
         let after = if ran.is_empty() {
@@ -380,8 +377,4 @@ fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult
         msg.push_str(&format!("; {} updated", c.path));
     }
     msg
-}
-
-fn main() -> ExitCode {
-    protocol::main::<PciAttach>()
 }

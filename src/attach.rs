@@ -449,25 +449,6 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Vec<String>, AttachErro
     Ok(done)
 }
 
-impl From<AttachError> for crate::protocol::Failure {
-    fn from(e: AttachError) -> Self {
-        let f = crate::protocol::Failure::msg(e.to_string());
-        match e {
-            AttachError::Xl { out, done } => {
-                let mut f = f
-                    .with("cmd", out.command_line())
-                    .with("rc", out.rc)
-                    .with("stdout", &out.stdout)
-                    .with("stderr", &out.stderr);
-                f.changed = !done.is_empty();
-                f.actions = done;
-                f
-            }
-            _ => f,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

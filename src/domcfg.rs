@@ -383,16 +383,3 @@ fn verify(
     Ok(got)
 }
 
-impl From<DomCfgError> for crate::protocol::Failure {
-    fn from(e: DomCfgError) -> Self {
-        let f = crate::protocol::Failure::msg(e.to_string());
-        match e {
-            DomCfgError::Validate(ValidateError::Failed { output }) => f
-                .with("cmd", output.command_line())
-                .with("rc", output.rc)
-                .with("stdout", &output.stdout)
-                .with("stderr", &output.stderr),
-            _ => f,
-        }
-    }
-}

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::docs::MODULES;
+use xenpci::modules::ALL;
 
 /// The variable naming the virtualenv that holds ansible-doc.
 const VENV_VAR: &str = "XENPCI_ANSIBLE_VENV";
@@ -40,8 +40,9 @@ fn ansible_doc_shows_each_module() {
     // ansible-doc finds a sidecar only beside its module: a folder with both.
     let dir = tempfile::tempdir().expect("temporary folder");
     let home = tempfile::tempdir().expect("temporary folder");
-    for (name, exe) in MODULES {
-        std::fs::copy(exe, dir.path().join(name)).expect("module binary copied");
+    for m in ALL {
+        let name = m.name;
+        std::fs::copy(crate::util::XENPCI, dir.path().join(name)).expect("module binary copied");
         let sidecar = format!("{name}.yml");
         std::fs::copy(
             root.join("collection/plugins/modules").join(&sidecar),
@@ -50,7 +51,7 @@ fn ansible_doc_shows_each_module() {
         .expect("sidecar copied");
     }
     let mut failed = Vec::new();
-    for (name, _) in MODULES {
+    for name in ALL.iter().map(|m| m.name) {
         let out = Command::new(&bin)
             .arg("-M")
             .arg(dir.path())

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 
 use crate::util::{run_module, run_on_shipped, run_raw, sim_host_state, Ran, HOST_FILE};
 
-const ASSIGNABLE: &str = env!("CARGO_BIN_EXE_pci_assignable");
+const ASSIGNABLE: &str = "pci_assignable";
 const SIM: &str = env!("CARGO_BIN_EXE_xenpci-sim");
-const ATTACH: &str = env!("CARGO_BIN_EXE_pci_attach");
+const ATTACH: &str = "pci_attach";
 
 /// The shipped typical dom0 with what its boot needs spelt out: the bridges'
 /// driver built in, the root disk's driver (nvme) in the initramfs.

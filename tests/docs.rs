@@ -6,14 +6,6 @@
 
 use std::path::Path;
 
-/// Every module binary.
-pub const MODULES: &[(&str, &str)] = &[
-    ("domain_pci_config", env!("CARGO_BIN_EXE_domain_pci_config")),
-    ("pci_assignable", env!("CARGO_BIN_EXE_pci_assignable")),
-    ("pci_attach", env!("CARGO_BIN_EXE_pci_attach")),
-    ("pci_info", env!("CARGO_BIN_EXE_pci_info")),
-];
-
 #[test]
 fn sidecars_match_the_types() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -21,7 +13,8 @@ fn sidecars_match_the_types() {
     let mut drift = Vec::new();
     // The schemas as generated from the types (what `schemas/` holds, and
     // the binaries print), so that one bless run regenerates both.
-    for (name, _, args, result) in crate::schemas::modules() {
+    for m in xenpci::modules::generated() {
+        let (name, args, result) = (m.name, m.args, m.result);
         let examples =
             std::fs::read_to_string(root.join(format!("playbooks-examples/examples/{name}.yml")))
                 .expect("every module has examples");

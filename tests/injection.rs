@@ -28,9 +28,9 @@ use xenpci::spec::PciSpec;
 
 use crate::util::{run_module, run_on_shipped, Ran};
 
-const ASSIGNABLE: &str = env!("CARGO_BIN_EXE_pci_assignable");
-const ATTACH: &str = env!("CARGO_BIN_EXE_pci_attach");
-const INFO: &str = env!("CARGO_BIN_EXE_pci_info");
+const ASSIGNABLE: &str = "pci_assignable";
+const ATTACH: &str = "pci_attach";
+const INFO: &str = "pci_info";
 
 /// A folder for canaries, and words that would create them under a shell.
 /// Short paths: an assignable name holds at most 64 characters.

@@ -10,7 +10,6 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -19,7 +18,7 @@ use crate::util::{
     HOST_FILE, SHIPPED_HOSTS,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_pci_attach");
+const BIN: &str = "pci_attach";
 
 /// Result keys check mode cannot know: `devices_after` is what the guest
 /// holds before the run in check mode (documented so).
@@ -98,7 +97,7 @@ impl Dom0AndConfig {
         let args_file = self.host_dir.path().join("args.json");
         fs::write(&args_file, args.to_string()).expect("write args");
         let before = sim_host_state(&self.host);
-        let mut cmd = Command::new(BIN);
+        let mut cmd = crate::util::command(BIN);
         cmd.arg(&args_file).env("XENPCI_HOST", &self.host);
         if as_nobody && nix::unistd::geteuid().is_root() {
             self.open_to_nobody();

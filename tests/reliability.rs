@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use xenpci::xlcfg::XlConfig;
 
-const BIN: &str = env!("CARGO_BIN_EXE_domain_pci_config");
+const BIN: &str = "domain_pci_config";
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -84,7 +84,7 @@ struct Run {
 
 /// Runs the module with `args_file`, killing it after `limit`.
 fn run_module(args_file: &Path, limit: Duration, prepare: impl FnOnce(&mut Command)) -> Run {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = crate::util::command(BIN);
     cmd.arg(args_file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -240,7 +240,7 @@ fn sigkill_during_writes() {
     for i in 0..6 {
         let t = Instant::now();
         let args = if i % 2 == 0 { &add } else { &remove };
-        let out = Command::new(BIN)
+        let out = crate::util::command(BIN)
             .arg(args)
             .stdout(Stdio::null())
             .status()
@@ -273,7 +273,7 @@ fn sigkill_during_writes() {
         }
         let args = if current == without { &add } else { &remove };
         let delay = Duration::from_micros(rng.below(max_delay_us + 1));
-        let mut child = Command::new(BIN)
+        let mut child = crate::util::command(BIN)
             .arg(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -4,9 +4,9 @@
 //! ([`check_apply_reapply`]), asserting what every module owes: check mode
 //! changes nothing, check and apply agree, the second run changes nothing.
 //!
-//! Nothing here knows a particular module: a module's tests pass its binary
-//! (`env!("CARGO_BIN_EXE_NAME")`) and the result keys allowed to differ
-//! between check mode and apply.
+//! Nothing here knows a particular module: a module's tests pass its name
+//! (which runs the modules' binary under that name, see [`command`]) and the
+//! result keys allowed to differ between check mode and apply.
 
 #![allow(dead_code)]
 
@@ -18,6 +18,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Map, Value};
+
+/// The modules' binary.
+pub const XENPCI: &str = env!("CARGO_BIN_EXE_xenpci");
+
+/// The command that runs `bin`: a path, or a module's name, which runs the
+/// modules' binary under that name (a symlink in cargo's scratch folder for
+/// tests), as the collection ships it and Ansible runs it.
+pub fn command(bin: &str) -> Command {
+    if bin.contains('/') {
+        Command::new(bin)
+    } else {
+        Command::new(module_path(bin))
+    }
+}
+
+/// The modules' binary under the name `name`.
+pub fn module_path(name: &str) -> PathBuf {
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("modules");
+    let link = dir.join(name);
+    if fs::read_link(&link).ok().as_deref() != Some(Path::new(XENPCI)) {
+        fs::create_dir_all(&dir).expect("cargo's scratch folder is writable");
+        // Tests run in parallel: each makes its own link and renames it over.
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{n}", std::process::id()));
+        std::os::unix::fs::symlink(XENPCI, &tmp).expect("symlink");
+        fs::rename(&tmp, &link).expect("rename the symlink");
+    }
+    link
+}
 
 /// One run of a module whose standard output is its JSON result.
 #[derive(Debug, Clone)]
@@ -61,7 +91,7 @@ pub struct RawRun {
 /// `XENPCI_HOST` reaches the module only when `env` gives it: one in the
 /// test runner's own environment would point a real-side test elsewhere.
 pub fn run_raw(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> RawRun {
-    let mut child = Command::new(bin)
+    let mut child = command(bin)
         .args(argv)
         .env_remove("XENPCI_HOST")
         .envs(env.iter().copied())

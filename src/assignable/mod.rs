@@ -615,24 +615,3 @@ pub fn check_name(name: &str) -> Result<(), AssignError> {
     crate::spec::check_name(name).map_err(AssignError::Invalid)
 }
 
-impl From<AssignError> for crate::protocol::Failure {
-    fn from(e: AssignError) -> Self {
-        crate::protocol::Failure::msg(e.to_string())
-    }
-}
-
-impl From<Box<ApplyFailure>> for crate::protocol::Failure {
-    fn from(f: Box<ApplyFailure>) -> Self {
-        let mut out = crate::protocol::Failure::msg(f.error.to_string());
-        out.changed = !f.actions.is_empty();
-        out.actions = f.actions;
-        if let Some(c) = f.command {
-            out = out
-                .with("cmd", c.command_line())
-                .with("rc", c.rc)
-                .with("stdout", &c.stdout)
-                .with("stderr", &c.stderr);
-        }
-        out
-    }
-}

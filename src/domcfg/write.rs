@@ -60,19 +60,6 @@ pub struct FileEdit {
     pub written: Written,
 }
 
-impl FileEdit {
-    /// The before/after pair of the file, for diff mode.
-    pub fn diff(&self) -> crate::protocol::Diff {
-        let header = self.target.display().to_string();
-        crate::protocol::Diff {
-            before_header: header.clone(),
-            after_header: header,
-            before: String::from_utf8_lossy(&self.before).into_owned(),
-            after: String::from_utf8_lossy(&self.plan.after).into_owned(),
-        }
-    }
-}
-
 /// A config edit read and planned under the file's lock (no lock in check
 /// mode), not written yet. The lock is held until the edit is dropped or
 /// finished, so the file still holds what the plan was made from.
@@ -125,16 +112,6 @@ impl From<DomCfgError> for Box<EditFailure> {
 impl From<FileError> for Box<EditFailure> {
     fn from(e: FileError) -> Self {
         DomCfgError::from(e).into()
-    }
-}
-
-impl From<Box<EditFailure>> for crate::protocol::Failure {
-    fn from(f: Box<EditFailure>) -> Self {
-        let mut out = crate::protocol::Failure::from(f.error).after(&f.done);
-        if let Some(b) = f.backup_file {
-            out = out.with("backup_file", b.display().to_string());
-        }
-        out
     }
 }
 
@@ -324,11 +301,5 @@ mod tests {
         let backup = failed.backup_file.clone().expect("a backup");
         assert_eq!(std::fs::read(&backup).unwrap(), b"pci = [ '07:00.0' ]\n");
         assert_eq!(std::fs::read(&cfg).unwrap(), b"pci = [ '07:00.0' ]\n");
-        let f = crate::protocol::Failure::from(failed);
-        assert!(f.changed, "{f:?}");
-        assert_eq!(
-            f.details["backup_file"],
-            serde_json::json!(backup.display().to_string())
-        );
     }
 }

@@ -1,17 +1,20 @@
-//! The command line of a module binary: flags, `--help` and `--version`.
+//! The command line: a module's flags, `--help` and `--version` (clap,
+//! derived from [`Flags`]), and the multicall binary's own.
 //!
-//! Read with lexopt; `--help` is written from the module's argument schema,
-//! so it describes the same options, in the same words, as the JSON Schema
-//! and the Ansible documentation: the doc comments of the argument types.
-//! The help's layout and the usage errors are clap's (`-h` short, `--help`
-//! long), as the modules printed them when they were built on clap.
+//! `--help` ends with the module's arguments, written from its argument
+//! schema: the same options, in the same words, as the JSON Schema and the
+//! Ansible documentation (the doc comments of the argument types). A usage
+//! error is clap's message, reported as a failed result.
 
 use std::path::Path;
 
-use lexopt::Arg;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde_json::Value;
 
-use crate::protocol::{schema_value, Input, Mode, Module};
+use super::input::Input;
+use super::module::{Mode, Module};
+use super::schema::{module_doc, schema_value};
+use super::Entry;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,101 +38,92 @@ pub enum Exit {
     Failed(String),
 }
 
-/// The positional arguments: its name in the help, and its help.
-const WORDS: (&str, &str) = (
-    "[ARGS]...",
-    "An arguments file (JSON), or KEY=VALUE words; none: JSON on stdin",
-);
-
-/// The flags that set something, in the order of the help: name, help.
-const FLAGS: [(&str, &str); 4] = [
-    (
-        "check",
-        "Compute the plan, change nothing (Ansible's check mode)",
-    ),
-    (
-        "diff",
-        "Return the before/after of what changes (Ansible's diff mode)",
-    ),
-    ("schema", "Print the JSON Schema of the arguments"),
-    ("result-schema", "Print the JSON Schema of the result"),
-];
+/// A module's flags; its name, descriptions and usage come from the module.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Flags {
+    /// Compute the plan, change nothing (Ansible's check mode)
+    #[arg(long)]
+    check: bool,
+    /// Return the before/after of what changes (Ansible's diff mode)
+    #[arg(long)]
+    diff: bool,
+    /// Print the JSON Schema of the arguments
+    #[arg(long)]
+    schema: bool,
+    /// Print the JSON Schema of the result
+    #[arg(long)]
+    result_schema: bool,
+    /// An arguments file (JSON), or KEY=VALUE words; none: JSON on stdin
+    #[arg(value_name = "ARGS")]
+    words: Vec<String>,
+}
 
 /// Parses `argv` (program name first).
 pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
-    let mut parser = lexopt::Parser::from_args(argv.iter().skip(1));
-    let mut words: Vec<String> = Vec::new();
-    let mut set = [false; FLAGS.len()];
-    loop {
-        let arg = match parser.next() {
-            Ok(Some(arg)) => arg,
-            Ok(None) => break,
-            Err(e) => return Err(usage_error::<M>(&e.to_string())),
-        };
-        let which = match arg {
-            Arg::Value(v) => {
-                // argv holds Strings: every value is UTF-8.
-                words.push(v.to_string_lossy().into_owned());
-                continue;
-            }
-            Arg::Short('h') => Which::ShortHelp,
-            Arg::Short('V') => Which::Version,
-            Arg::Short(c) => return Err(unexpected::<M>(&format!("-{c}"))),
-            Arg::Long(name) => {
-                let long = format!("--{name}");
-                let which = match name {
-                    "help" => Which::LongHelp,
-                    "version" => Which::Version,
-                    _ => match FLAGS.iter().position(|(f, _)| name == *f) {
-                        Some(i) => Which::Flag(i),
-                        None => return Err(unexpected::<M>(&long)),
-                    },
-                };
-                // `--flag=value` (a short option's cluster goes on: `-hV` is `-h`).
-                if let Some(value) = parser.optional_value() {
-                    return Err(usage_error::<M>(&format!(
-                        "unexpected value '{}' for '{long}' found; no more were expected",
-                        value.to_string_lossy()
-                    )));
-                }
-                which
-            }
-        };
-        match which {
-            Which::LongHelp => return Err(Exit::Text(help::<M>(true))),
-            Which::ShortHelp => return Err(Exit::Text(help::<M>(false))),
-            Which::Version => {
-                return Err(Exit::Text(format!(
-                    "{} {}\n",
-                    M::NAME,
-                    env!("CARGO_PKG_VERSION")
-                )))
-            }
-            Which::Flag(i) if set[i] => {
-                return Err(usage_error::<M>(&format!(
-                    "the argument '--{}' cannot be used multiple times",
-                    FLAGS[i].0
-                )))
-            }
-            Which::Flag(i) => set[i] = true,
-        }
-    }
-    let [check, diff, schema, result_schema] = set;
+    let schema = schema_value(M::ARGS_SCHEMA);
+    let (about, description) = module_doc(&schema);
+    let long_about = if description.is_empty() {
+        about.clone()
+    } else {
+        format!("{about}\n\n{description}")
+    };
+    let command = Flags::command()
+        .name(M::NAME)
+        .bin_name(M::NAME)
+        .about(about)
+        .long_about(long_about)
+        .override_usage(usage(M::NAME))
+        .after_long_help(options_help(&schema));
+    let flags = command
+        .try_get_matches_from(argv)
+        .and_then(|m| Flags::from_arg_matches(&m))
+        .map_err(exit_of)?;
     Ok(Cli {
-        input: input_of(&words)?,
-        mode: Mode { check, diff },
-        schema,
-        result_schema,
+        input: input_of(&flags.words)?,
+        mode: Mode {
+            check: flags.check,
+            diff: flags.diff,
+        },
+        schema: flags.schema,
+        result_schema: flags.result_schema,
     })
 }
 
-/// What an option asks for.
-enum Which {
-    LongHelp,
-    ShortHelp,
-    Version,
-    /// One of [`FLAGS`].
-    Flag(usize),
+/// The multicall binary called under no module's name and with none as its
+/// first argument: its help, its version, or a usage error naming the
+/// modules.
+pub fn top_level(modules: &[Entry], argv: &[std::ffi::OsString]) -> Exit {
+    let mut command = clap::Command::new("xenpci")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("The xenpci Ansible modules, in one binary")
+        .override_usage(
+            "xenpci MODULE [ARGS]...\n       MODULE [ARGS]...   (the binary under a module's name)",
+        )
+        .subcommand_required(true)
+        .disable_help_subcommand(true)
+        .subcommand_value_name("MODULE")
+        .subcommand_help_heading("Modules");
+    for m in modules {
+        let (about, _) = module_doc(&schema_value(m.args_schema));
+        command = command.subcommand(clap::Command::new(m.name).about(about));
+    }
+    match command.try_get_matches_from(argv) {
+        Err(e) => exit_of(e),
+        // A module name is dispatched before clap sees it.
+        Ok(_) => Exit::Failed("internal error: a module reached the top-level parser".into()),
+    }
+}
+
+/// clap's help and version are text to print; its errors are failures.
+fn exit_of(e: clap::Error) -> Exit {
+    let text = e.render().to_string();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            Exit::Text(text)
+        }
+        _ => Exit::Failed(text.trim_end().to_string()),
+    }
 }
 
 /// One word that is no `key=value` (or names a file) is an arguments file;
@@ -151,76 +145,10 @@ fn input_of(words: &[String]) -> Result<Input, Exit> {
     }
 }
 
-fn unexpected<M: Module>(arg: &str) -> Exit {
-    usage_error::<M>(&format!(
-        "unexpected argument '{arg}' found\n\n  tip: to pass '{arg}' as a value, use '-- {arg}'"
-    ))
-}
-
-fn usage_error<M: Module>(what: &str) -> Exit {
-    Exit::Failed(format!(
-        "error: {what}\n\n{}\n\nFor more information, try '--help'.",
-        usage::<M>()
-    ))
-}
-
-fn usage<M: Module>() -> String {
+fn usage(name: &str) -> String {
     format!(
-        "Usage: {0} ARGS_FILE\n       {0} [--check] [--diff] KEY=VALUE...\n       {0} [--check] [--diff] < ARGS.json",
-        M::NAME
+        "{name} ARGS_FILE\n       {name} [--check] [--diff] KEY=VALUE...\n       {name} [--check] [--diff] < ARGS.json"
     )
-}
-
-/// `-h` (`long` false: the first line of the description, one line per
-/// option) or `--help` (the whole description, each option's help on its
-/// own line, then the module's arguments).
-fn help<M: Module>(long: bool) -> String {
-    let schema = schema_value(M::ARGS_SCHEMA);
-    let (about, description) = crate::protocol::module_doc(&schema);
-    let mut out = about;
-    if long && !description.is_empty() {
-        out.push_str("\n\n");
-        out.push_str(&description);
-    }
-    out.push_str("\n\n");
-    out.push_str(&usage::<M>());
-    out.push_str("\n\nArguments:\n");
-    section(&mut out, &[(WORDS.0.to_string(), WORDS.1)], long);
-    let help_help = if long {
-        "Print help (see a summary with '-h')"
-    } else {
-        "Print help (see more with '--help')"
-    };
-    let mut options: Vec<(String, &str)> = FLAGS
-        .iter()
-        .map(|(name, help)| (format!("    --{name}"), *help))
-        .collect();
-    options.push(("-h, --help".into(), help_help));
-    options.push(("-V, --version".into(), "Print version"));
-    out.push_str("\nOptions:\n");
-    section(&mut out, &options, long);
-    if long {
-        out.push('\n');
-        out.push_str(&options_help(&schema));
-    }
-    out
-}
-
-/// One section of the help: in the short form, names and helps in two
-/// columns; in the long form, each help indented under its name, with a
-/// blank line between entries.
-fn section(out: &mut String, entries: &[(String, &str)], long: bool) {
-    let width = entries.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    for (i, (name, help)) in entries.iter().enumerate() {
-        if long {
-            if i > 0 {
-                out.push('\n');
-            }
-            out.push_str(&format!("  {name}\n          {help}\n"));
-        } else {
-            out.push_str(&format!("  {name:width$}  {help}\n"));
-        }
-    }
 }
 
 /// The options section of `--help`: each argument with its doc comment.

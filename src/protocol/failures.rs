@@ -1,0 +1,86 @@
+//! Every engine error becomes a [`Failure`] here, and only here: the
+//! engines return typed errors and know nothing of results.
+//!
+//! A command's failure carries the command's `cmd`, `rc`, `stdout` and
+//! `stderr` (as Ansible's `command` module reports them); an error after the
+//! host changed carries what was done ([`Failure::after`]).
+
+use super::report::{Diff, Failure};
+use crate::assignable::{ApplyFailure, AssignError};
+use crate::attach::AttachError;
+use crate::domcfg::{DomCfgError, EditFailure, FileEdit};
+use crate::fileio::{CommandOutput, ValidateError};
+use crate::host::HostError;
+
+/// `f` with the keys of the command that failed.
+fn with_command(f: Failure, out: &CommandOutput) -> Failure {
+    f.with("cmd", out.command_line())
+        .with("rc", out.rc)
+        .with("stdout", &out.stdout)
+        .with("stderr", &out.stderr)
+}
+
+impl From<HostError> for Failure {
+    fn from(e: HostError) -> Self {
+        Failure::msg(e.to_string())
+    }
+}
+
+impl From<AssignError> for Failure {
+    fn from(e: AssignError) -> Self {
+        Failure::msg(e.to_string())
+    }
+}
+
+impl From<Box<ApplyFailure>> for Failure {
+    fn from(f: Box<ApplyFailure>) -> Self {
+        let mut out = Failure::msg(f.error.to_string());
+        if let Some(c) = &f.command {
+            out = with_command(out, c);
+        }
+        out.after(&f.actions)
+    }
+}
+
+impl From<DomCfgError> for Failure {
+    fn from(e: DomCfgError) -> Self {
+        let f = Failure::msg(e.to_string());
+        match e {
+            DomCfgError::Validate(ValidateError::Failed { output }) => with_command(f, &output),
+            _ => f,
+        }
+    }
+}
+
+impl From<Box<EditFailure>> for Failure {
+    fn from(f: Box<EditFailure>) -> Self {
+        let mut out = Failure::from(f.error).after(&f.done);
+        if let Some(b) = f.backup_file {
+            out = out.with("backup_file", b.display().to_string());
+        }
+        out
+    }
+}
+
+impl From<AttachError> for Failure {
+    fn from(e: AttachError) -> Self {
+        let f = Failure::msg(e.to_string());
+        match e {
+            AttachError::Xl { out, done } => with_command(f, &out).after(&done),
+            _ => f,
+        }
+    }
+}
+
+impl From<&FileEdit> for Diff {
+    /// The before/after pair of an edited file, for diff mode.
+    fn from(edit: &FileEdit) -> Self {
+        let header = edit.target.display().to_string();
+        Diff {
+            before_header: header.clone(),
+            after_header: header,
+            before: String::from_utf8_lossy(&edit.before).into_owned(),
+            after: String::from_utf8_lossy(&edit.plan.after).into_owned(),
+        }
+    }
+}
