@@ -1,12 +1,12 @@
 //! domain_pci_config: the `pci` settings of an xl domain config file.
 
-use std::path::PathBuf;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use crate::args::{bool_lenient, opt_bool_lenient, OneOrMany};
 use crate::domcfg::{self, EditSpec, ListState, Passthrough, PciRequest, WriteSpec};
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
 use crate::spec::{PciSpec, SpecArg};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Edit the pci list of an xl domain config file.
 ///

@@ -1,12 +1,12 @@
 //! pci_assignable: bind PCI devices to pciback, or give them back to dom0.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use crate::args::{bool_lenient, OneOrMany};
 use crate::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
 use crate::bdf::{Bdf, BdfPattern};
 use crate::host;
 use crate::protocol::{self, Failure, Mode, Module, Outcome};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Make PCI devices assignable to Xen guests, or give them back to dom0.
 ///

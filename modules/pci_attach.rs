@@ -1,15 +1,15 @@
 //! pci_attach: hot-plug PCI devices into a running Xen guest, or out.
 
-use std::path::PathBuf;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use crate::args::{bool_lenient, OneOrMany};
 use crate::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
 use crate::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
 use crate::host;
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
 use crate::spec::{Device, PciSpec, SpecArg};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::PathBuf;
 
 /// Hot-plug PCI devices into a running Xen guest, or out of it.
 ///

@@ -1,12 +1,12 @@
 //! pci_info: PCI pass-through facts of a dom0.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use crate::args::OneOrMany;
 use crate::bdf::BdfPattern;
 use crate::facts::{self, XenPci};
 use crate::host;
 use crate::protocol::{Failure, Mode, Module, Outcome};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Gather PCI pass-through facts of a dom0.
 ///

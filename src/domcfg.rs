@@ -382,4 +382,3 @@ fn verify(
     }
     Ok(got)
 }
-

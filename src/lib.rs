@@ -1,35 +1,41 @@
-//! xenpci: the shared engine of the xenpci Ansible modules.
+//! xenpci: the xenpci Ansible modules and the engine they share.
 //!
-//! Each module (`modules/NAME.rs`) is a binary that Ansible runs with a file
-//! of JSON arguments and that prints one JSON result. This crate is all they
-//! share; it knows no module.
+//! The modules ([`modules`], in the top-level folder `modules/`) are one
+//! binary that Ansible runs with a file of JSON arguments and that prints
+//! one JSON result. Everything else in the crate is the engine, in `src/`,
+//! and knows no module: the modules call it; it never calls them.
 //!
-//! # Brief overview
+//! # How a request flows
 //!
-//! A request flows through these types, in this order:
-//!
-//! 1. [`protocol`]: [`protocol::main`] reads the arguments (an Ansible args
-//!    file, JSON on stdin or `key=value` words; [`cli`] reads the flags),
-//!    checks them against the module's [`protocol::Module::Args`] (whose doc
-//!    comments are also the schemas in `schemas/` and the docs made by
+//! 1. The edge, [`protocol`]: [`protocol::multicall`] picks the module by
+//!    the binary's name (or its first argument) and [`protocol::main`] runs
+//!    it: it reads the command line (clap), the arguments (an Ansible args
+//!    file, JSON on stdin or `key=value` words), checks them against the
+//!    module's [`protocol::Module::Args`] (whose doc comments are also the
+//!    schemas in `schemas/`, the `--help` and the Ansible docs made by
 //!    [`docs`]), and calls [`protocol::Module::run`]. Whatever happens, it
 //!    prints one result: an [`protocol::Outcome`], or a
-//!    [`protocol::Failure`] that says what was done before the failure.
-//! 2. The grammars, pure functions over text with byte positions:
+//!    [`protocol::Failure`] that says what was done before the failure. The
+//!    edge alone knows results, JSON and exit codes; every engine error
+//!    becomes a failure in one place (`protocol/failures.rs`).
+//! 2. A module ([`modules::pci_assignable`], ...): its argument types, then
+//!    read the host, plan, apply, report.
+//! 3. The grammars, pure functions over text with byte positions:
 //!    [`bdf::Bdf`] (a PCI address), [`spec::PciSpec`] (an xl PCI spec
-//!    string, exactly as xl 4.17 reads it), [`xlcfg::XlConfig`] (an xl
-//!    domain config file, read as libxlutil does and edited by splices),
+//!    string, exactly as xl reads it), [`xlcfg::XlConfig`] (an xl domain
+//!    config file, read as libxlutil does and edited by splices),
 //!    [`bootcfg::ModprobeConf`] (the boot files of `persistent`).
-//! 3. [`host::Host`]: everything a module asks of a dom0, in libxl's and the
+//! 4. [`host::Host`]: everything a module asks of a dom0, in libxl's and the
 //!    kernel's own steps. [`host::open`] gives the real dom0
 //!    ([`host::real::RealHost`]: sysfs, `xl`, xenstore) or a simulated one
 //!    ([`host::sim::SimHost`], a JSON snapshot named by `XENPCI_HOST`).
-//! 4. The engines plan, then apply: [`assignable`] (pciback and the boot
-//!    configuration, behind the dom0 [`guard`]), [`attach`] (hot-plug into
-//!    running guests), [`domcfg`] (the `pci` list of a config file, written
-//!    through the safe-file layer [`fileio`]: atomic, locked, backed up).
-//!    Check mode stops after the plan; apply runs it and reports what was
-//!    done, a rollback included.
+//! 5. The engines plan, then apply, returning typed errors and plain
+//!    values: [`assignable`] (pciback and the boot configuration, behind the
+//!    dom0 [`guard`]), [`attach`] (hot-plug into running guests), [`domcfg`]
+//!    (the `pci` list of a config file, written through the safe-file layer
+//!    [`fileio`]: atomic, locked, backed up), [`facts`] (what pci_info
+//!    reports). Check mode stops after the plan; apply runs it and reports
+//!    what was done, a rollback included.
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod args;

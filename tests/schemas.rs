@@ -16,7 +16,10 @@ fn pretty(v: &Value) -> String {
 }
 
 fn printed(name: &str, flag: &str) -> Value {
-    let out = crate::util::command(name).arg(flag).output().expect("module runs");
+    let out = crate::util::command(name)
+        .arg(flag)
+        .output()
+        .expect("module runs");
     assert!(out.status.success(), "{name} {flag} failed");
     serde_json::from_slice(&out.stdout).expect("schema is JSON")
 }

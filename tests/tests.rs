@@ -9,6 +9,7 @@ mod docs;
 mod domain_pci_config;
 mod edit_props;
 mod injection;
+mod multicall;
 mod oracle;
 mod pci_assignable;
 mod pci_attach;

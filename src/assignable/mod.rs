@@ -614,4 +614,3 @@ pub fn assignable_list(host: &dyn Host) -> Result<Vec<AssignableDevice>, HostErr
 pub fn check_name(name: &str) -> Result<(), AssignError> {
     crate::spec::check_name(name).map_err(AssignError::Invalid)
 }
-

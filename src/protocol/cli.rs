@@ -91,16 +91,21 @@ pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
 }
 
 /// The multicall binary called under no module's name and with none as its
-/// first argument: its help, its version, or a usage error naming the
-/// modules.
+/// first argument: its help, its version, `--list`, or a usage error naming
+/// the modules.
 pub fn top_level(modules: &[Entry], argv: &[std::ffi::OsString]) -> Exit {
     let mut command = clap::Command::new("xenpci")
         .version(env!("CARGO_PKG_VERSION"))
         .about("The xenpci Ansible modules, in one binary")
         .override_usage(
-            "xenpci MODULE [ARGS]...\n       MODULE [ARGS]...   (the binary under a module's name)",
+            "xenpci MODULE [ARGS]...\n       MODULE [ARGS]...   (the binary under a module's name)\n       xenpci --list",
         )
-        .subcommand_required(true)
+        .arg(
+            clap::Arg::new("list")
+                .long("list")
+                .action(clap::ArgAction::SetTrue)
+                .help("Print the modules' names, one per line"),
+        )
         .disable_help_subcommand(true)
         .subcommand_value_name("MODULE")
         .subcommand_help_heading("Modules");
@@ -108,10 +113,16 @@ pub fn top_level(modules: &[Entry], argv: &[std::ffi::OsString]) -> Exit {
         let (about, _) = module_doc(&schema_value(m.args_schema));
         command = command.subcommand(clap::Command::new(m.name).about(about));
     }
-    match command.try_get_matches_from(argv) {
+    match command.try_get_matches_from_mut(argv) {
         Err(e) => exit_of(e),
-        // A module name is dispatched before clap sees it.
-        Ok(_) => Exit::Failed("internal error: a module reached the top-level parser".into()),
+        Ok(m) if m.get_flag("list") => {
+            Exit::Text(modules.iter().map(|m| format!("{}\n", m.name)).collect())
+        }
+        // A module name is dispatched before clap sees it: none was given.
+        Ok(_) => exit_of(command.error(
+            clap::error::ErrorKind::MissingSubcommand,
+            "a module is needed: call the binary under a module's name, or name one first",
+        )),
     }
 }
 

@@ -229,7 +229,6 @@ impl<'de> MapAccess<'de> for ArgsEntries {
     }
 }
 
-
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

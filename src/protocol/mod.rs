@@ -196,9 +196,7 @@ fn run<M: Module>(argv: &[String]) -> Printed {
     let cli = match cli::parse::<M>(argv) {
         Ok(cli) => cli,
         Err(cli::Exit::Text(t)) => return Printed::Text(t),
-        Err(cli::Exit::Failed(msg)) => {
-            return Printed::Json(failure_json(&Failure::msg(msg)))
-        }
+        Err(cli::Exit::Failed(msg)) => return Printed::Json(failure_json(&Failure::msg(msg))),
     };
     if cli.schema {
         return Printed::Schema(schema_value(M::ARGS_SCHEMA));

@@ -131,7 +131,6 @@ impl<T, E: Into<Failure>> AfterChange<T> for Result<T, E> {
     }
 }
 
-
 pub(super) fn success_json<T: Serialize>(o: Outcome<T>, mode: Mode) -> Value {
     let report = Report {
         changed: o.changed,

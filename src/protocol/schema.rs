@@ -63,4 +63,5 @@ pub fn result_schema<M: Module>() -> Value {
     let schema = settings
         .into_generator()
         .into_root_schema_for::<Report<M::Facts>>();
-    serde_json::to_value(schema).unwrap_or(Value::Null)}
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}
