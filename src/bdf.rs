@@ -46,7 +46,6 @@ use schemars::schema::{InstanceType, Metadata, Schema, SchemaObject, StringValid
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::spec::SpecError;
 
 /// Highest PCI domain xl accepts (`parse_bdf()`: `domain > 0xffff` fails).
 pub const MAX_DOMAIN: u16 = 0xffff;
@@ -60,6 +59,36 @@ const BDF_PATTERN: &str = r"^([0-9a-fA-F]{1,4}:)?[0-9a-fA-F]{1,2}:[01]?[0-9a-fA-
 /// JSON Schema pattern of the strict [`BdfPattern`] text.
 const BDF_PATTERN_WILD: &str =
     r"^([0-9a-fA-F]{1,4}:)?[0-9a-fA-F]{1,2}:[01]?[0-9a-fA-F]\.([0-7]|\*)$";
+
+/// Why a text is not a BDF (a PCI spec's error wraps it: `SpecError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BdfError {
+    /// Malformed or out of range (xl: `ERROR_INVAL`).
+    #[error("{input:?}: invalid BDF: {problem}")]
+    Invalid {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// xl's result for this text is undefined (a BDF without the `.` before
+    /// the function: `parse_bdf()` reads an uninitialised variable).
+    #[error("{input:?}: invalid BDF: {problem}")]
+    XlUndefined {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// xl accepts this, but reads it differently from how it looks.
+    #[error("{input:?}: {problem}")]
+    Refused {
+        /// The text given.
+        input: String,
+        /// What xl would make of it, and what to write instead.
+        problem: String,
+    },
+}
 
 /// One PCI function on the host: `DDDD:BB:DD.F`.
 ///
@@ -103,7 +132,7 @@ pub struct BdfPattern {
 
 impl Bdf {
     /// Builds a BDF, checking the ranges xl accepts.
-    pub fn new(domain: u16, bus: u8, dev: u8, func: u8) -> Result<Bdf, SpecError> {
+    pub fn new(domain: u16, bus: u8, dev: u8, func: u8) -> Result<Bdf, BdfError> {
         let bdf = Bdf {
             domain,
             bus,
@@ -111,7 +140,7 @@ impl Bdf {
             func,
         };
         if dev > MAX_DEV || func > MAX_FUNC {
-            return Err(SpecError::BadBdf {
+            return Err(BdfError::Invalid {
                 input: format!("{domain:04x}:{bus:02x}:{dev:02x}.{func:x}"),
                 problem: "device must be at most 1f and function at most 7".into(),
             });
@@ -124,9 +153,9 @@ impl Bdf {
     /// A text xl would accept but read differently from how it looks
     /// (`07: 1f.3`, `07:0x1f.0`, `07:00.0junk`) is refused with a message
     /// giving what xl would read.
-    pub fn parse(input: &str) -> Result<Bdf, SpecError> {
+    pub fn parse(input: &str) -> Result<Bdf, BdfError> {
         let pattern = BdfPattern::parse(input)?;
-        pattern.bdf().ok_or_else(|| SpecError::BadBdf {
+        pattern.bdf().ok_or_else(|| BdfError::Invalid {
             input: input.to_string(),
             problem: "function `*` (all functions) is not allowed here: give one function 0-7"
                 .into(),
@@ -144,8 +173,8 @@ impl Bdf {
 
     /// Reads the dash form back, as `name2bdf()` in `libxl_pci.c` does for the
     /// entries of `/libxl/pci/`; only the exact form libxl writes is taken.
-    pub fn from_xenstore_form(input: &str) -> Result<Bdf, SpecError> {
-        let bad = || SpecError::BadBdf {
+    pub fn from_xenstore_form(input: &str) -> Result<Bdf, BdfError> {
+        let bad = || BdfError::Invalid {
             input: input.to_string(),
             problem: "expected libxl's xenstore form DDDD-BB-DD-F".into(),
         };
@@ -187,8 +216,8 @@ impl fmt::Display for Bdf {
 }
 
 impl FromStr for Bdf {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<Bdf, SpecError> {
+    type Err = BdfError;
+    fn from_str(s: &str) -> Result<Bdf, BdfError> {
         Bdf::parse(s)
     }
 }
@@ -219,7 +248,7 @@ impl BdfPattern {
     /// Digits: domain 1-4, bus 1-2, device 1-2 (at most `1f`), function 1.
     /// Anything else is refused; when xl would still accept the text, the
     /// message says what xl would read and what to write instead.
-    pub fn parse(input: &str) -> Result<BdfPattern, SpecError> {
+    pub fn parse(input: &str) -> Result<BdfPattern, BdfError> {
         if let Some(p) = scan_plain(input.as_bytes()) {
             if p.1 == input.len() {
                 return Ok(p.0);
@@ -233,14 +262,14 @@ impl BdfPattern {
     /// and text after the function is ignored.
     ///
     /// The input is read as a C string: it ends at the first NUL byte.
-    pub fn parse_xl(input: &str) -> Result<BdfPattern, SpecError> {
+    pub fn parse_xl(input: &str) -> Result<BdfPattern, BdfError> {
         match scan_xl(c_str(input).as_bytes(), 0) {
             Ok((p, _)) => Ok(p),
-            Err(XlBdfError::Invalid(problem)) => Err(SpecError::BadBdf {
+            Err(XlBdfError::Invalid(problem)) => Err(BdfError::Invalid {
                 input: input.to_string(),
                 problem,
             }),
-            Err(XlBdfError::Undefined(problem)) => Err(SpecError::XlUndefined {
+            Err(XlBdfError::Undefined(problem)) => Err(BdfError::XlUndefined {
                 input: input.to_string(),
                 problem,
             }),
@@ -284,28 +313,28 @@ impl fmt::Display for BdfPattern {
 }
 
 impl FromStr for BdfPattern {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<BdfPattern, SpecError> {
+    type Err = BdfError;
+    fn from_str(s: &str) -> Result<BdfPattern, BdfError> {
         BdfPattern::parse(s)
     }
 }
 
 /// The error for a text the strict grammar refuses: if xl would accept it,
 /// say what xl reads and what to write; otherwise give xl's own problem.
-fn refusal(input: &str) -> SpecError {
+fn refusal(input: &str) -> BdfError {
     if input.contains('\0') {
-        return SpecError::Refused {
+        return BdfError::Refused {
             input: input.to_string(),
             problem: "contains a NUL byte; xl stops reading there".into(),
         };
     }
     match scan_xl(input.as_bytes(), 0) {
-        Ok((p, _)) => SpecError::Refused {
+        Ok((p, _)) => BdfError::Refused {
             input: input.to_string(),
             problem: format!("xl would read this as {p}; write {p}"),
         },
         Err(XlBdfError::Invalid(problem)) | Err(XlBdfError::Undefined(problem)) => {
-            SpecError::BadBdf {
+            BdfError::Invalid {
                 input: input.to_string(),
                 problem,
             }

@@ -209,7 +209,7 @@ fn run<M: Module>(argv: &[String]) -> Printed {
         .and_then(|(obj, mode)| parse_args::<M>(obj).map(|a| (a, mode)))
         .and_then(|(args, mode)| M::run(args, &mode).map(|o| (o, mode)));
     Printed::Json(match outcome {
-        Ok((o, mode)) => success_json(o, mode),
+        Ok((o, mode)) => success_json(o, mode.diff),
         Err(f) => failure_json(&f),
     })
 }

@@ -5,8 +5,6 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::module::Mode;
-
 /// What a successful run reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome<T> {
@@ -131,13 +129,14 @@ impl<T, E: Into<Failure>> AfterChange<T> for Result<T, E> {
     }
 }
 
-pub(super) fn success_json<T: Serialize>(o: Outcome<T>, mode: Mode) -> Value {
+/// The result of a success; its diff only in diff mode.
+pub(super) fn success_json<T: Serialize>(o: Outcome<T>, diff_mode: bool) -> Value {
     let report = Report {
         changed: o.changed,
         failed: false,
         msg: o.msg,
         actions: o.actions,
-        diff: mode.diff.then_some(o.diff),
+        diff: diff_mode.then_some(o.diff),
         warnings: o.warnings,
         facts: o.facts,
     };

@@ -50,7 +50,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::bdf::BdfPattern;
+use crate::bdf::{BdfError, BdfPattern};
 
 mod arg;
 mod libxl;
@@ -158,6 +158,16 @@ pub enum SpecError {
         /// What xl would make of it, and what to write instead.
         problem: String,
     },
+}
+
+impl From<BdfError> for SpecError {
+    fn from(e: BdfError) -> Self {
+        match e {
+            BdfError::Invalid { input, problem } => SpecError::BadBdf { input, problem },
+            BdfError::XlUndefined { input, problem } => SpecError::XlUndefined { input, problem },
+            BdfError::Refused { input, problem } => SpecError::Refused { input, problem },
+        }
+    }
 }
 
 impl SpecError {
