@@ -1,12 +1,15 @@
 //! domain_pci_config: the `pci` settings of an xl domain config file.
 
-use crate::args::{bool_lenient, opt_bool_lenient, OneOrMany};
-use crate::domcfg::{self, EditSpec, ListState, Passthrough, PciRequest, WriteSpec};
-use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
-use crate::spec::{PciSpec, SpecArg};
+use std::path::PathBuf;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+
+use crate::args::{bool_lenient, opt_bool_lenient, OneOrMany};
+use crate::domcfg::{self, EditSpec, EditedFile, ListState, Passthrough, PciRequest, WriteSpec};
+use crate::fileio;
+use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
+use crate::spec::{self, PciSpec, SpecArg};
 
 /// Edit the pci list of an xl domain config file.
 ///
@@ -81,13 +84,9 @@ pub struct Args {
 /// The module's own keys of the result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Facts {
-    /// The file edited (a symlink's target when `path` is a symlink).
-    path: String,
-    /// The pci list after the run, each entry in canonical form.
-    devices: Vec<String>,
-    /// The backup made, when `backup` was set and the file changed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backup_file: Option<String>,
+    /// The file and its pci list.
+    #[serde(flatten)]
+    file: EditedFile,
 }
 
 /// The module.
@@ -127,9 +126,7 @@ impl Module for DomainPciConfig {
             diff: vec![Diff::from(&edit)],
             warnings,
             facts: Facts {
-                path: edit.target.display().to_string(),
-                devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
-                backup_file: edit.written.backup_file.map(|p| p.display().to_string()),
+                file: edit.edited_file(),
             },
             actions: edit.actions,
         })
@@ -139,30 +136,10 @@ impl Module for DomainPciConfig {
 /// The checked request: specs parsed, duplicates and `validate` refused
 /// before the file is touched.
 fn request(args: &Args) -> Result<PciRequest, Failure> {
-    let mut devices: Vec<PciSpec> = Vec::new();
-    // Position of each device's first spec: a 512-entry list stays linear.
-    let mut seen = std::collections::HashMap::new();
-    for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
-        let spec = if args.state == ListState::Absent {
-            arg.to_spec()
-        } else {
-            arg.to_spec_to_add()
-        };
-        let spec = spec.map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
-        if let Some(&prev) = seen.get(spec.key()) {
-            let prev: &PciSpec = &devices[prev];
-            return Err(Failure::msg(format!(
-                "devices[{i}]: {} is given twice (also as '{prev}')",
-                spec.key()
-            )));
-        }
-        seen.insert(spec.key().clone(), devices.len());
-        devices.push(spec);
-    }
+    let adding = args.state != ListState::Absent;
+    let devices = spec::spec_list(&args.devices.clone().into_vec(), adding)?;
     if let Some(v) = &args.validate {
-        if !v.contains("%s") {
-            return Err(Failure::msg(format!("validate must contain %s: {v}")));
-        }
+        fileio::check_template(v)?;
     }
     Ok(PciRequest {
         devices,

@@ -1,12 +1,14 @@
 //! pci_assignable: bind PCI devices to pciback, or give them back to dom0.
 
-use crate::args::{bool_lenient, OneOrMany};
-use crate::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
-use crate::bdf::{Bdf, BdfPattern};
-use crate::host;
-use crate::protocol::{self, Failure, Mode, Module, Outcome};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::args::{bool_lenient, OneOrMany};
+use crate::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
+use crate::bdf::Bdf;
+use crate::host;
+use crate::protocol::{self, Failure, Mode, Module, Outcome};
+use crate::spec;
 
 /// Make PCI devices assignable to Xen guests, or give them back to dom0.
 ///
@@ -297,11 +299,7 @@ fn devices_at_failure(
 /// The checked request: every BDF parsed and the name checked before the
 /// host is touched.
 fn request(args: Args) -> Result<AssignRequest, Failure> {
-    let mut devices = Vec::new();
-    for (i, text) in args.devices.into_vec().iter().enumerate() {
-        let p = BdfPattern::parse(text).map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
-        devices.push(p);
-    }
+    let devices = spec::pattern_list(&args.devices.into_vec())?;
     if let Some(n) = &args.name {
         assignable::check_name(n)?;
     }

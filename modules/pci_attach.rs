@@ -1,15 +1,17 @@
 //! pci_attach: hot-plug PCI devices into a running Xen guest, or out.
 
-use crate::args::{bool_lenient, OneOrMany};
-use crate::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
-use crate::domcfg::{self, EditSpec, ListState, PciRequest, WriteSpec};
-use crate::host;
-use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
-use crate::spec::{Device, PciSpec, SpecArg};
+use std::path::PathBuf;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
+
+use crate::args::{bool_lenient, OneOrMany};
+use crate::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
+use crate::domcfg::{self, EditSpec, EditedFile, ListState, PciRequest, WriteSpec};
+use crate::host;
+use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
+use crate::spec::{self, Device, PciSpec, SpecArg};
 
 /// Hot-plug PCI devices into a running Xen guest, or out of it.
 ///
@@ -60,15 +62,11 @@ pub struct Args {
 /// The config file part of the result.
 #[derive(Debug, Serialize, JsonSchema)]
 struct ConfigResult {
-    /// The file edited.
-    path: String,
-    /// Its pci list after the run.
-    devices: Vec<String>,
+    /// The file and its pci list.
+    #[serde(flatten)]
+    file: EditedFile,
     /// Whether the file changed (or would, in check mode).
     changed: bool,
-    /// The backup made, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backup_file: Option<String>,
 }
 
 /// The module's own keys of the result.
@@ -201,14 +199,8 @@ fn finish_config(
 /// The config file's part of the result.
 fn config_result(edit: &domcfg::FileEdit) -> ConfigResult {
     ConfigResult {
-        path: edit.target.display().to_string(),
-        devices: edit.plan.devices.iter().map(|d| d.to_string()).collect(),
+        file: edit.edited_file(),
         changed: edit.plan.changed(),
-        backup_file: edit
-            .written
-            .backup_file
-            .as_ref()
-            .map(|p| p.display().to_string()),
     }
 }
 
@@ -307,22 +299,8 @@ fn failed_after(
 /// The checked request: domain and specs checked before the host is read.
 fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
     attach::check_domain(&args.domain)?;
-    let mut devices: Vec<PciSpec> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (i, arg) in args.devices.clone().into_vec().iter().enumerate() {
-        let spec = match args.state {
-            AttachState::Present => arg.to_spec_to_add(),
-            AttachState::Absent => arg.to_spec(),
-        };
-        let spec = spec.map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?;
-        if !seen.insert(spec.key().clone()) {
-            return Err(Failure::msg(format!(
-                "devices[{i}]: {} is given twice",
-                spec.key()
-            )));
-        }
-        devices.push(spec);
-    }
+    let adding = args.state == AttachState::Present;
+    let devices = spec::spec_list(&args.devices.clone().into_vec(), adding)?;
     Ok(AttachRequest {
         domain: args.domain.clone(),
         devices,
@@ -374,7 +352,7 @@ fn summary(plan: &attach::Plan, state: AttachState, config: Option<&ConfigResult
         (n, AttachState::Absent) => format!("{n} device(s) detached from {}", plan.domain.name),
     };
     if let Some(c) = config.filter(|c| c.changed) {
-        msg.push_str(&format!("; {} updated", c.path));
+        msg.push_str(&format!("; {} updated", c.file.path));
     }
     msg
 }

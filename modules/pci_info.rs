@@ -1,12 +1,13 @@
 //! pci_info: PCI pass-through facts of a dom0.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::args::OneOrMany;
-use crate::bdf::BdfPattern;
 use crate::facts::{self, XenPci};
 use crate::host;
 use crate::protocol::{Failure, Mode, Module, Outcome};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::spec;
 
 /// Gather PCI pass-through facts of a dom0.
 ///
@@ -49,12 +50,7 @@ impl Module for PciInfo {
     type Facts = Facts;
 
     fn run(args: Args, _mode: &Mode) -> Result<Outcome<Facts>, Failure> {
-        let mut filter = Vec::new();
-        for (i, t) in args.devices.into_vec().iter().enumerate() {
-            filter.push(
-                BdfPattern::parse(t).map_err(|e| Failure::msg(format!("devices[{i}]: {e}")))?,
-            );
-        }
+        let filter = spec::pattern_list(&args.devices.into_vec())?;
         let host = host::open()?;
         let facts = facts::gather(host.as_ref(), &filter)?;
         Ok(Outcome {

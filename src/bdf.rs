@@ -46,7 +46,6 @@ use schemars::schema::{InstanceType, Metadata, Schema, SchemaObject, StringValid
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-
 /// Highest PCI domain xl accepts (`parse_bdf()`: `domain > 0xffff` fails).
 pub const MAX_DOMAIN: u16 = 0xffff;
 /// Highest device (slot) number xl accepts (`parse_bdf()`: `dev > 0x1f` fails).

@@ -259,3 +259,23 @@ fn keeps_mode_of_the_file() {
     let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o7777;
     assert_eq!(mode, 0o640);
 }
+
+/// The module checks `validate` with the rule the write runs it by: a
+/// template whose only `%s` is an escaped `%%s` (or sits in a comment)
+/// fails at once, in check mode too, and the file is not touched.
+#[test]
+fn validate_is_checked_as_it_is_run() {
+    let (_d, path) = one_device_cfg();
+    let before = std::fs::read(&path).expect("config");
+    for template in ["true %%s", "true # %s", "'unclosed %s"] {
+        for check in [true, false] {
+            let args = json!({"path": path, "devices": ["08:00.0"], "validate": template,
+                              "_ansible_check_mode": check});
+            let ran = run_module(BIN, &args, &[]);
+            assert!(ran.failed(), "{template} (check {check}): {}", ran.stdout);
+            assert!(ran.msg().contains(template), "{}", ran.msg());
+            assert_eq!(ran.json["changed"], json!(false));
+        }
+    }
+    assert_eq!(std::fs::read(&path).expect("config"), before);
+}

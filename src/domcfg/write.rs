@@ -11,6 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
+use serde::Serialize;
+
 use crate::fileio::{self, CommandOutput, FileError, FileLock, FileOp, TempFile, WriteOptions};
 use crate::xlcfg::XlConfig;
 
@@ -58,6 +61,34 @@ pub struct FileEdit {
     pub actions: Vec<String>,
     /// What the write did.
     pub written: Written,
+}
+
+/// A config file after an edit, as the results report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct EditedFile {
+    /// The file edited (a symlink's target when the path given is a
+    /// symlink).
+    pub path: String,
+    /// Its pci list after the run, each entry in canonical form.
+    pub devices: Vec<String>,
+    /// The backup made, when `backup` was set and the file changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_file: Option<String>,
+}
+
+impl FileEdit {
+    /// The file as the results report it.
+    pub fn edited_file(&self) -> EditedFile {
+        EditedFile {
+            path: self.target.display().to_string(),
+            devices: self.plan.devices.iter().map(|d| d.to_string()).collect(),
+            backup_file: self
+                .written
+                .backup_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        }
+    }
 }
 
 /// A config edit read and planned under the file's lock (no lock in check

@@ -61,7 +61,7 @@ pub use atomic::{atomic_write, TempFile, WriteOptions, DEFAULT_NEW_FILE_MODE};
 pub use backup::backup;
 pub use lock::{lock_path, FileLock, DEFAULT_LOCK_TIMEOUT};
 pub use read::{read_file, resolve_target, DEFAULT_MAX_SIZE};
-pub use validate::{run_validate, CommandOutput, ValidateError};
+pub use validate::{check_template, run_validate, CommandOutput, ValidateError};
 
 /// Tag in the names of our side files, so an administrator can tell whose
 /// they are (`.guest.cfg.xenpci.lock`, `.guest.cfg.xenpci.123.0.tmp`).

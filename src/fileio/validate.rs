@@ -113,17 +113,7 @@ pub enum ValidateError {
 /// [`ValidateError::Spawn`], and [`ValidateError::Failed`] for a non-zero
 /// exit code.
 pub fn run_validate(template: &str, path: &Path) -> Result<CommandOutput, ValidateError> {
-    // shlex differs from Python's shlex.split(comments=False) in treating a
-    // word starting with `#` as a comment to the end of the line; the
-    // placeholder check below catches the one case where that matters.
-    let words = shlex::split(template).ok_or_else(|| ValidateError::BadSyntax {
-        template: template.to_string(),
-    })?;
-    if !words.iter().any(|word| has_placeholder(word)) {
-        return Err(ValidateError::NoPlaceholder {
-            template: template.to_string(),
-        });
-    }
+    let words = check_template(template)?;
     let env = |name: &str| std::env::var(name).ok();
     let argv_os: Vec<OsString> = words
         .iter()
@@ -165,6 +155,25 @@ pub fn run_validate(template: &str, path: &Path) -> Result<CommandOutput, Valida
     } else {
         Err(ValidateError::Failed { output: result })
     }
+}
+
+/// The words of a `validate` template, if [`run_validate`] can run it: it
+/// splits by shell rules and has a `%s` (not `%%s`, not in a comment)
+/// outside quotes' reach. The modules check their argument with this before
+/// anything else, so check mode refuses what the write would.
+pub fn check_template(template: &str) -> Result<Vec<String>, ValidateError> {
+    // shlex differs from Python's shlex.split(comments=False) in treating a
+    // word starting with `#` as a comment to the end of the line; the
+    // placeholder check below catches the one case where that matters.
+    let words = shlex::split(template).ok_or_else(|| ValidateError::BadSyntax {
+        template: template.to_string(),
+    })?;
+    if !words.iter().any(|word| has_placeholder(word)) {
+        return Err(ValidateError::NoPlaceholder {
+            template: template.to_string(),
+        });
+    }
+    Ok(words)
 }
 
 /// Whether `word` holds a `%s` that is not the tail of a `%%`.

@@ -11,6 +11,7 @@ use crate::attach::AttachError;
 use crate::domcfg::{DomCfgError, EditFailure, FileEdit};
 use crate::fileio::{CommandOutput, ValidateError};
 use crate::host::HostError;
+use crate::spec::ListError;
 
 /// `f` with the keys of the command that failed.
 fn with_command(f: Failure, out: &CommandOutput) -> Failure {
@@ -22,6 +23,12 @@ fn with_command(f: Failure, out: &CommandOutput) -> Failure {
 
 impl From<HostError> for Failure {
     fn from(e: HostError) -> Self {
+        Failure::msg(e.to_string())
+    }
+}
+
+impl From<ListError> for Failure {
+    fn from(e: ListError) -> Self {
         Failure::msg(e.to_string())
     }
 }
@@ -49,6 +56,12 @@ impl From<DomCfgError> for Failure {
             DomCfgError::Validate(ValidateError::Failed { output }) => with_command(f, &output),
             _ => f,
         }
+    }
+}
+
+impl From<ValidateError> for Failure {
+    fn from(e: ValidateError) -> Self {
+        Failure::from(DomCfgError::Validate(e))
     }
 }
 

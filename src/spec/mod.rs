@@ -54,12 +54,14 @@ use crate::bdf::{BdfError, BdfPattern};
 
 mod arg;
 mod libxl;
+mod list;
 mod name;
 mod strict;
 mod xl;
 
 pub use arg::{PciSpecObject, SpecArg, VslotArg};
 pub use libxl::{xl_oracle_json, LibxlPciView, PciDefaults, ResolvedPci, LIBXL_PCI_FUNC_ALL};
+pub use list::{pattern_list, spec_list, ListError};
 pub use name::{check_name, MAX_NAME_LEN};
 
 /// libxl's `ERROR_INVAL`: what xl returns for almost every malformed spec.
