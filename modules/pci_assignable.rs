@@ -4,7 +4,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::args::{bool_lenient, OneOrMany};
-use crate::assignable::{self, AssignRequest, AssignState, AssignableDevice, Method};
+use crate::assignable::{
+    self, AssignRequest, AssignState, AssignableDevice, Method, ResolvedMethod,
+};
 use crate::bdf::Bdf;
 use crate::host;
 use crate::protocol::{self, Failure, Mode, Module, Outcome};
@@ -99,7 +101,7 @@ pub struct Facts {
     /// shows them (in check mode: as they are now).
     assignable: Vec<AssignableDevice>,
     /// The method used (`auto` resolved).
-    method: Method,
+    method: ResolvedMethod,
     /// With `persistent`: whether some device's state at the next boot
     /// differs from its state now.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -57,6 +57,16 @@ pub enum Method {
     Sysfs,
 }
 
+/// The method a plan uses: `auto` resolved to `xl` or `sysfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolvedMethod {
+    /// `xl pci-assignable-add/-remove`.
+    Xl,
+    /// Direct sysfs writes in libxl's order.
+    Sysfs,
+}
+
 /// The checked request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssignRequest {
@@ -153,7 +163,7 @@ pub struct DevicePlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The method chosen (`auto` resolved).
-    pub method: Method,
+    pub method: ResolvedMethod,
     /// Per device, in BDF order.
     pub devices: Vec<DevicePlan>,
     /// The boot files and the initramfs.
@@ -287,16 +297,17 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     })
 }
 
-fn resolve_method(host: &dyn Host, m: Method) -> Result<Method, AssignError> {
+fn resolve_method(host: &dyn Host, m: Method) -> Result<ResolvedMethod, AssignError> {
     let running = host.toolstack_running()?;
     match m {
-        Method::Auto if running => Ok(Method::Xl),
-        Method::Auto => Ok(Method::Sysfs),
+        Method::Auto if running => Ok(ResolvedMethod::Xl),
+        Method::Auto => Ok(ResolvedMethod::Sysfs),
         Method::Xl if !running => Err(AssignError::Invalid(
             "method xl needs the Xen toolstack, which is not running here (use method: sysfs)"
                 .into(),
         )),
-        m => Ok(m),
+        Method::Xl => Ok(ResolvedMethod::Xl),
+        Method::Sysfs => Ok(ResolvedMethod::Sysfs),
     }
 }
 
@@ -330,7 +341,7 @@ struct DeviceCtx {
     bdf: Bdf,
     driver: Option<String>,
     has_slot: bool,
-    method: Method,
+    method: ResolvedMethod,
     toolstack: bool,
 }
 
@@ -354,11 +365,11 @@ fn plan_add(
             steps.push(Step::RecordDriver(
                 bdf,
                 d.to_string(),
-                ctx.method == Method::Sysfs,
+                ctx.method == ResolvedMethod::Sysfs,
             ));
         }
         match ctx.method {
-            Method::Xl | Method::Auto => {
+            ResolvedMethod::Xl => {
                 let mut args = vec!["pci-assignable-add".to_string()];
                 if let Some(n) = &req.name {
                     args.extend(["-n".to_string(), n.clone()]);
@@ -366,7 +377,7 @@ fn plan_add(
                 args.push(bdf.to_string());
                 steps.push(Step::Xl(args));
             }
-            Method::Sysfs => {
+            ResolvedMethod::Sysfs => {
                 if !on_pciback {
                     if let Some(d) = &ctx.driver {
                         steps.push(Step::Unbind(bdf, d.clone()));
@@ -446,7 +457,7 @@ fn plan_remove(
     // failed", seen on the real dom0). xl refuses a device never
     // quarantined ("failed to de-quarantine", nothing changed), and then
     // `run_xl` releases it through sysfs.
-    if ctx.method == Method::Sysfs && ctx.toolstack {
+    if ctx.method == ResolvedMethod::Sysfs && ctx.toolstack {
         warnings.push(format!(
             "method sysfs gives {bdf} back without xl: if Xen has it quarantined (xl made it \
              assignable, or a guest had it), its driver cannot map interrupts until \
@@ -454,7 +465,7 @@ fn plan_remove(
         ));
     }
     match ctx.method {
-        Method::Xl | Method::Auto => {
+        ResolvedMethod::Xl => {
             // Without libxl's record, `-r` rebinds nothing ("Couldn't find
             // path for original driver; not rebinding") and xl succeeds.
             if req.rebind && choice.libxl_unusable {
@@ -477,7 +488,7 @@ fn plan_remove(
                 steps.push(Step::Rebind(bdf, original.clone()));
             }
         }
-        Method::Sysfs => {
+        ResolvedMethod::Sysfs => {
             steps.push(Step::Unbind(bdf, PCIBACK.into()));
             if ctx.has_slot {
                 steps.push(Step::RemoveSlot(bdf));
