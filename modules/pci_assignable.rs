@@ -9,7 +9,7 @@ use crate::assignable::{
 };
 use crate::bdf::Bdf;
 use crate::host;
-use crate::protocol::{self, Failure, Mode, Module, Outcome};
+use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
 use crate::spec;
 
 /// Make PCI devices assignable to Xen guests, or give them back to dom0.
@@ -126,10 +126,9 @@ impl Module for PciAssignable {
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let req = request(args)?;
-        let mut host = host::open().map_err(assignable::AssignError::from)?;
+        let mut host = host::open()?;
         if !mode.check {
-            host.lock_for_changes()
-                .map_err(assignable::AssignError::from)?;
+            host.lock_for_changes()?;
         }
         let plan = assignable::plan(host.as_ref(), &req)?;
         let mut warnings = plan.warnings.clone();
@@ -169,60 +168,12 @@ impl Module for PciAssignable {
         let assignable = match assignable::assignable_list(host.as_ref()) {
             Ok(list) => list,
             Err(e) => {
-                let f = Failure::from(assignable::AssignError::from(e)).after(ran);
+                let f = Failure::from(e).after(ran);
                 return Err(failed_after(f, &plan, devices, host.as_ref()));
             }
         };
         let changed_count = devices.iter().filter(|d| d.changed).count();
-        let kernel_picks: Vec<Bdf> = plan
-            .devices
-            .iter()
-            .filter(|d| {
-                d.steps.iter().any(|s| {
-                    matches!(
-                        s,
-                        assignable::Step::Reprobe(_) | assignable::Step::Rebind(_, None)
-                    )
-                })
-            })
-            .map(|d| d.bdf)
-            .collect();
-        let drivers = |after: bool| -> String {
-            devices
-                .iter()
-                .map(|d| {
-                    let drv = if after {
-                        &d.driver_after
-                    } else {
-                        &d.driver_before
-                    };
-                    // In check mode, a device to be reprobed has no known driver yet.
-                    let none = if after && mode.check && kernel_picks.contains(&d.bdf) {
-                        "(no driver, or the kernel's choice)"
-                    } else {
-                        "(no driver)"
-                    };
-                    format!("{} {}\n", d.bdf, drv.as_deref().unwrap_or(none))
-                })
-                .collect()
-        };
-        let mut diff = vec![protocol::Diff {
-            before_header: "PCI drivers".into(),
-            after_header: "PCI drivers".into(),
-            before: drivers(false),
-            after: drivers(true),
-        }];
-        // The modprobe.d file always, the other boot files when they change.
-        for f in &plan.boot.files {
-            if f.file == host::ManagedFile::ModprobeHide || f.before != f.after {
-                diff.push(protocol::Diff {
-                    before_header: f.file.path().into(),
-                    after_header: f.file.path().into(),
-                    before: f.before.clone().unwrap_or_default(),
-                    after: f.after.clone().unwrap_or_default(),
-                });
-            }
-        }
+        let diff = diffs(&plan, &devices, mode.check);
         Ok(Outcome {
             changed: plan.changed(),
             msg: summary(
@@ -243,6 +194,62 @@ impl Module for PciAssignable {
             },
         })
     }
+}
+
+/// The diff: each device's driver before and after (in check mode, a device
+/// the kernel will reprobe has no known driver yet), the modprobe.d file
+/// always, the other boot files when they change.
+fn diffs(plan: &assignable::Plan, devices: &[DeviceResult], check: bool) -> Vec<Diff> {
+    let kernel_picks: Vec<Bdf> = plan
+        .devices
+        .iter()
+        .filter(|d| {
+            d.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    assignable::Step::Reprobe(_) | assignable::Step::Rebind(_, None)
+                )
+            })
+        })
+        .map(|d| d.bdf)
+        .collect();
+    let drivers = |after: bool| -> String {
+        devices
+            .iter()
+            .map(|d| {
+                let drv = if after {
+                    &d.driver_after
+                } else {
+                    &d.driver_before
+                };
+                // In check mode, a device to be reprobed has no known driver yet.
+                let none = if after && check && kernel_picks.contains(&d.bdf) {
+                    "(no driver, or the kernel's choice)"
+                } else {
+                    "(no driver)"
+                };
+                format!("{} {}\n", d.bdf, drv.as_deref().unwrap_or(none))
+            })
+            .collect()
+    };
+    let mut diff = vec![Diff {
+        before_header: "PCI drivers".into(),
+        after_header: "PCI drivers".into(),
+        before: drivers(false),
+        after: drivers(true),
+    }];
+    // The modprobe.d file always, the other boot files when they change.
+    for f in &plan.boot.files {
+        if f.file == host::ManagedFile::ModprobeHide || f.before != f.after {
+            diff.push(Diff {
+                before_header: f.file.path().into(),
+                after_header: f.file.path().into(),
+                before: f.before.clone().unwrap_or_default(),
+                after: f.after.clone().unwrap_or_default(),
+            });
+        }
+    }
+    diff
 }
 
 /// `f`, a failure after the host changed, with what is known of the

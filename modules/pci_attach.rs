@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::args::{bool_lenient, OneOrMany};
-use crate::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
+use crate::attach::{self, AttachRequest, AttachState, GuestDevice};
 use crate::domcfg::{self, EditSpec, EditedFile, ListState, PciRequest, WriteSpec};
 use crate::host;
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
@@ -99,9 +99,9 @@ impl Module for PciAttach {
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let req = request(&args, mode)?;
-        let mut host = host::open().map_err(AttachError::from)?;
+        let mut host = host::open()?;
         if !mode.check {
-            host.lock_for_changes().map_err(AttachError::from)?;
+            host.lock_for_changes()?;
         }
         // The config's lock is taken before anything is planned and held to
         // its write, and the new file is staged before the guest is touched:
