@@ -89,6 +89,17 @@ pub enum BdfError {
     },
 }
 
+impl BdfError {
+    /// The text that was refused.
+    pub fn input(&self) -> &str {
+        match self {
+            BdfError::Invalid { input, .. }
+            | BdfError::XlUndefined { input, .. }
+            | BdfError::Refused { input, .. } => input,
+        }
+    }
+}
+
 /// One PCI function on the host: `DDDD:BB:DD.F`.
 ///
 /// Fields are public for matching and construction in tests; values built by

@@ -78,25 +78,11 @@ pub const MAX_VSLOT: u8 = 0x1f;
 /// code xl's parser returns for it, when xl refuses it too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    /// The BDF is malformed or out of range (xl: `ERROR_INVAL`).
-    #[error("{input:?}: invalid BDF: {problem}")]
-    BadBdf {
-        /// The text given.
-        input: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// xl's result for this text is undefined: `parse_bdf()` reads an
-    /// uninitialised variable (a BDF without the `.` before the function).
-    /// Against libxlutil 4.17 these were rejected or crashed
-    /// (`xlu_pci_parse_bdf()` segfaulted on about half of them).
-    #[error("{input:?}: invalid BDF: {problem}")]
-    XlUndefined {
-        /// The text given.
-        input: String,
-        /// What is wrong with it.
-        problem: String,
-    },
+    /// The BDF is malformed, out of range, read by xl in a way its text
+    /// does not show, or one whose reading by xl is undefined
+    /// ([`BdfError::XlUndefined`]).
+    #[error(transparent)]
+    Bdf(#[from] BdfError),
     /// The vslot (`@N` or `vslot=N`) is malformed or above `1f` (xl: `ERROR_INVAL`).
     #[error("{input:?}: invalid vslot {value:?}: {problem}")]
     BadVslot {
@@ -162,23 +148,12 @@ pub enum SpecError {
     },
 }
 
-impl From<BdfError> for SpecError {
-    fn from(e: BdfError) -> Self {
-        match e {
-            BdfError::Invalid { input, problem } => SpecError::BadBdf { input, problem },
-            BdfError::XlUndefined { input, problem } => SpecError::XlUndefined { input, problem },
-            BdfError::Refused { input, problem } => SpecError::Refused { input, problem },
-        }
-    }
-}
-
 impl SpecError {
     /// The text that was refused.
     pub fn input(&self) -> &str {
         match self {
-            SpecError::BadBdf { input, .. }
-            | SpecError::XlUndefined { input, .. }
-            | SpecError::BadVslot { input, .. }
+            SpecError::Bdf(e) => e.input(),
+            SpecError::BadVslot { input, .. }
             | SpecError::Trailing { input, .. }
             | SpecError::NotKeyValue { input, .. }
             | SpecError::UnknownOption { input, .. }
@@ -191,19 +166,20 @@ impl SpecError {
 
     /// The code `xlu_pci_parse_spec_string()` returns for this input, or
     /// `None` when xl accepts it ([`SpecError::Refused`]) or its result is
-    /// undefined ([`SpecError::XlUndefined`]).
+    /// undefined ([`BdfError::XlUndefined`]).
     pub fn xl_rc(&self) -> Option<i32> {
         match self {
-            SpecError::Refused { .. } | SpecError::XlUndefined { .. } => None,
+            SpecError::Refused { .. }
+            | SpecError::Bdf(BdfError::Refused { .. } | BdfError::XlUndefined { .. }) => None,
             SpecError::BadRdmPolicy { .. } => Some(ERROR_FAIL),
             _ => Some(ERROR_INVAL),
         }
     }
 
     /// Whether xl's behaviour on this input is undefined (see
-    /// [`SpecError::XlUndefined`]); an oracle comparison must skip it.
+    /// [`BdfError::XlUndefined`]); an oracle comparison must skip it.
     pub fn is_xl_undefined(&self) -> bool {
-        matches!(self, SpecError::XlUndefined { .. })
+        matches!(self, SpecError::Bdf(BdfError::XlUndefined { .. }))
     }
 }
 

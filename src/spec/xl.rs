@@ -3,7 +3,7 @@
 //! glibc `atoi()` it relies on.
 
 use super::{Device, PciSpec, RdmPolicy, SpecError, MAX_VSLOT};
-use crate::bdf::{c_isspace, c_str, scan_xl, BdfPattern, Scanf, XlBdfError};
+use crate::bdf::{c_isspace, c_str, scan_xl, BdfError, BdfPattern, Scanf, XlBdfError};
 
 impl PciSpec {
     /// Parses exactly what xl 4.17's `xlu_pci_parse_spec_string()` accepts,
@@ -13,7 +13,7 @@ impl PciSpec {
     /// [`SpecError::xl_rc`]. The input is read as a C string: it ends at the
     /// first NUL byte. Inputs on which xl's behaviour is undefined (a BDF
     /// without the `.` before the function) are rejected with
-    /// [`SpecError::XlUndefined`].
+    /// [`BdfError::XlUndefined`].
     pub fn parse_xl(input: &str) -> Result<PciSpec, SpecError> {
         let text = c_str(input);
         let b = text.as_bytes();
@@ -54,10 +54,10 @@ impl PciSpec {
                 }
             }
             Err(XlBdfError::Undefined(problem)) => {
-                return Err(SpecError::XlUndefined {
+                return Err(SpecError::Bdf(BdfError::XlUndefined {
                     input: owned(),
                     problem,
-                })
+                }))
             }
             Err(XlBdfError::Invalid(problem)) => positional_problem = Some(problem),
         }
@@ -67,9 +67,11 @@ impl PciSpec {
         // the value to the next `,`; one `,` after it is skipped, so a
         // trailing comma is fine.
         while pos < b.len() {
-            let bad_bdf = |problem: String| SpecError::BadBdf {
-                input: owned(),
-                problem,
+            let bad_bdf = |problem: String| {
+                SpecError::Bdf(BdfError::Invalid {
+                    input: owned(),
+                    problem,
+                })
             };
             let Some(eq) = text[pos..].find('=') else {
                 return Err(match positional_problem.take().filter(|_| first) {
@@ -99,10 +101,10 @@ impl PciSpec {
                     Ok((p, _)) => bdf = Some(p),
                     Err(XlBdfError::Invalid(problem)) => return Err(bad_bdf(problem)),
                     Err(XlBdfError::Undefined(problem)) => {
-                        return Err(SpecError::XlUndefined {
+                        return Err(SpecError::Bdf(BdfError::XlUndefined {
                             input: owned(),
                             problem,
-                        })
+                        }))
                     }
                 },
                 // `parse_vslot(&pci->vdevfn, val, NULL)`: likewise.
