@@ -432,6 +432,15 @@ fn plan_remove(
         }
     }
     if ctx.driver.as_deref() != Some(PCIBACK) {
+        // A give-back killed between the rebind and the record's update
+        // (seen on the real dom0) left the device on a driver and our record
+        // behind: forgetting it ends the host as an unkilled run would.
+        if ctx.driver.is_some() && record.get(&bdf).is_some() {
+            return Ok(DevicePlan {
+                steps: vec![Step::ForgetDriver(bdf)],
+                ..unchanged
+            });
+        }
         return Ok(unchanged);
     }
     if ctx.toolstack {
