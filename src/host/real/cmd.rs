@@ -304,20 +304,33 @@ pub(super) fn parse_xl_info_iommu(text: &str) -> Option<bool> {
     )
 }
 
-/// The `passthrough` libxl recorded for the domain in `xl list -l DOMID`
-/// (the domain's stored config, `[{"domid": N, "config": {"c_info":
-/// {"passthrough": "disabled", ...}}}]`): libxl resolves `default` at
-/// creation (`libxl__domain_config_setdefault`: `enabled` with a pci or
-/// dtdev list, else `disabled`), so a running guest has a value. `None`
-/// when the output says nothing of it.
+/// The `passthrough` of a running domain, from `xl list -l DOMID` (the
+/// domain's stored config, `[{"domid": N, "config": {"c_info":
+/// {"passthrough": "disabled", ...}, "pcidevs": [...]}}]`). The stored
+/// config is the one given, before libxl's defaults: a guest created
+/// without `passthrough` has none there (seen on the real 4.17 and 4.20
+/// dom0s), and libxl resolved it at creation
+/// (`libxl__domain_config_setdefault`): `enabled` with a pci or dtdev list,
+/// else `disabled`. `None` when the output holds no config.
 pub(super) fn parse_xl_list_passthrough(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    v.get(0)?
-        .get("config")?
-        .get("c_info")?
-        .get("passthrough")?
-        .as_str()
-        .map(str::to_string)
+    let config = v.get(0)?.get("config")?;
+    let c_info = config.get("c_info")?;
+    if let Some(p) = c_info.get("passthrough").and_then(|p| p.as_str()) {
+        return Some(p.to_string());
+    }
+    let listed = |key: &str| {
+        config
+            .get(key)
+            .and_then(|l| l.as_array())
+            .is_some_and(|l| !l.is_empty())
+    };
+    let resolved = if listed("pcidevs") || listed("dtdevs") {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    Some(resolved.to_string())
 }
 
 #[cfg(test)]
@@ -343,6 +356,12 @@ mod tests {
             parse_xl_list_passthrough(r#"[{"domid": 2, "config": {}}]"#),
             None
         );
+        // Created without `passthrough`: libxl chose from the pci list.
+        let without = r#"[{"domid": 3, "config": {"c_info": {"type": "pv", "name": "g"}}}]"#;
+        assert_eq!(parse_xl_list_passthrough(without).as_deref(), Some("disabled"));
+        let with_pci = r#"[{"domid": 3, "config": {"c_info": {"type": "pv"},
+                           "pcidevs": [{"func": 0, "dev": 5}]}}]"#;
+        assert_eq!(parse_xl_list_passthrough(with_pci).as_deref(), Some("enabled"));
         assert_eq!(parse_xl_list_passthrough("not json"), None);
     }
 
