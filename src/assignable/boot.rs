@@ -77,37 +77,13 @@ pub fn plan_boot(
     devices: &[DevicePlan],
     warnings: &mut Vec<String>,
 ) -> Result<BootPlan, AssignError> {
-    let read = |f: ManagedFile| -> Result<Option<String>, AssignError> {
-        Ok(host
-            .file_read(f)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()))
-    };
-    let mut conf = ModprobeConf::parse(read(ManagedFile::ModprobeHide)?.as_deref().unwrap_or(""));
+    let mut conf = ModprobeConf::parse(
+        read(host, ManagedFile::ModprobeHide)?
+            .as_deref()
+            .unwrap_or(""),
+    );
     if !req.persistent {
-        for d in devices.iter().filter(|d| conf.contains(&d.bdf)) {
-            if req.state == AssignState::Absent {
-                warnings.push(format!(
-                    "{} is still hidden from dom0 at boot by {} (set persistent: true to change that)",
-                    d.bdf,
-                    ManagedFile::ModprobeHide.path()
-                ));
-            }
-        }
-        let files = ManagedFile::BOOT
-            .iter()
-            .map(|&file| {
-                let now = read(file)?;
-                Ok(BootFile {
-                    file,
-                    after: now.clone(),
-                    before: now,
-                })
-            })
-            .collect::<Result<_, AssignError>>()?;
-        return Ok(BootPlan {
-            files,
-            ..BootPlan::default()
-        });
+        return unmanaged(host, req, devices, &conf, warnings);
     }
     for d in devices {
         conf.set(d.bdf, req.state == AssignState::Present);
@@ -115,44 +91,9 @@ pub fn plan_boot(
     if req.state == AssignState::Present {
         warn_virtual_functions(host, devices, warnings)?;
     }
-    conf.softdeps.clear();
-    for b in conf.hidden.clone() {
-        let drivers = host.boot_drivers(&b)?;
-        if let Some(builtin) = drivers.builtin.first() {
-            if devices.iter().any(|d| d.bdf == b) {
-                return Err(AssignError::Invalid(format!(
-                    "persistent: {b} cannot stay hidden at boot: its driver {builtin} is built \
-                     into this kernel and takes it before xen-pciback can load (build {builtin} \
-                     as a module, or leave persistent off and make it assignable after each boot)"
-                )));
-            }
-            warnings.push(format!(
-                "{b} is hidden at boot, but its driver {builtin} is built into this kernel and \
-                 takes it first"
-            ));
-        }
-        let modules = drivers
-            .modules
-            .into_iter()
-            .filter(|m| !bootcfg::is_pciback(m));
-        conf.softdeps.extend(modules);
-    }
+    set_softdeps(host, &mut conf, devices, warnings)?;
     let hidden = !conf.hidden.is_empty();
-    let initramfs = match host.initramfs_tool()? {
-        InitramfsTool::InitramfsTools => true,
-        InitramfsTool::None => false,
-        InitramfsTool::Unmanaged(tool) => {
-            if hidden {
-                warnings.push(format!(
-                    "this dom0 builds its initramfs with {tool}, which xenpci does not configure: \
-                     unless xen-pciback and {} are in it, a driver loaded from the initramfs \
-                     takes a hidden device at boot",
-                    ManagedFile::ModprobeHide.path()
-                ));
-            }
-            false
-        }
-    };
+    let initramfs = initramfs_managed(host, hidden, warnings)?;
     let wanted = |file: ManagedFile| -> Option<String> {
         match file {
             ManagedFile::ModprobeHide if hidden => Some(conf.render()),
@@ -164,7 +105,7 @@ pub fn plan_boot(
     let mut files = Vec::new();
     let mut steps = Vec::new();
     for file in ManagedFile::BOOT {
-        let before = read(file)?;
+        let before = read(host, file)?;
         let after = wanted(file);
         if before != after {
             steps.push(match &after {
@@ -187,6 +128,107 @@ pub fn plan_boot(
         files,
         steps,
         reboot_reasons: Some(reasons),
+    })
+}
+
+fn read(host: &dyn Host, f: ManagedFile) -> Result<Option<String>, AssignError> {
+    Ok(host
+        .file_read(f)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// Without `persistent` the boot files are left as they are (shown in the
+/// diff as they are); a device given back that they still hide gets a
+/// warning.
+fn unmanaged(
+    host: &dyn Host,
+    req: &AssignRequest,
+    devices: &[DevicePlan],
+    conf: &ModprobeConf,
+    warnings: &mut Vec<String>,
+) -> Result<BootPlan, AssignError> {
+    if req.state == AssignState::Absent {
+        for d in devices.iter().filter(|d| conf.contains(&d.bdf)) {
+            warnings.push(format!(
+                "{} is still hidden from dom0 at boot by {} (set persistent: true to change that)",
+                d.bdf,
+                ManagedFile::ModprobeHide.path()
+            ));
+        }
+    }
+    let files = ManagedFile::BOOT
+        .iter()
+        .map(|&file| {
+            let now = read(host, file)?;
+            Ok(BootFile {
+                file,
+                after: now.clone(),
+                before: now,
+            })
+        })
+        .collect::<Result<_, AssignError>>()?;
+    Ok(BootPlan {
+        files,
+        ..BootPlan::default()
+    })
+}
+
+/// `softdep MODULE pre: xen-pciback` for the modules of every hidden
+/// device, so xen-pciback loads first. A driver built into the kernel
+/// cannot wait for it: refused for a device of this request, a warning for
+/// one hidden before.
+fn set_softdeps(
+    host: &dyn Host,
+    conf: &mut ModprobeConf,
+    devices: &[DevicePlan],
+    warnings: &mut Vec<String>,
+) -> Result<(), AssignError> {
+    conf.softdeps.clear();
+    for b in conf.hidden.clone() {
+        let drivers = host.boot_drivers(&b)?;
+        if let Some(builtin) = drivers.builtin.first() {
+            if devices.iter().any(|d| d.bdf == b) {
+                return Err(AssignError::Invalid(format!(
+                    "persistent: {b} cannot stay hidden at boot: its driver {builtin} is built \
+                     into this kernel and takes it before xen-pciback can load (build {builtin} \
+                     as a module, or leave persistent off and make it assignable after each boot)"
+                )));
+            }
+            warnings.push(format!(
+                "{b} is hidden at boot, but its driver {builtin} is built into this kernel and \
+                 takes it first"
+            ));
+        }
+        let modules = drivers
+            .modules
+            .into_iter()
+            .filter(|m| !bootcfg::is_pciback(m));
+        conf.softdeps.extend(modules);
+    }
+    Ok(())
+}
+
+/// Whether the module manages the initramfs (initramfs-tools builds it);
+/// another tool gets a warning when devices are hidden.
+fn initramfs_managed(
+    host: &dyn Host,
+    hidden: bool,
+    warnings: &mut Vec<String>,
+) -> Result<bool, AssignError> {
+    Ok(match host.initramfs_tool()? {
+        InitramfsTool::InitramfsTools => true,
+        InitramfsTool::None => false,
+        InitramfsTool::Unmanaged(tool) => {
+            if hidden {
+                warnings.push(format!(
+                    "this dom0 builds its initramfs with {tool}, which xenpci does not configure: \
+                     unless xen-pciback and {} are in it, a driver loaded from the initramfs \
+                     takes a hidden device at boot",
+                    ManagedFile::ModprobeHide.path()
+                ));
+            }
+            false
+        }
     })
 }
 

@@ -456,8 +456,6 @@ fn plan_remove(
     } else {
         None
     };
-    let mut steps = Vec::new();
-    let mut xl_restore = None;
     // Where the toolstack runs, xl goes first even for a device that went
     // to pciback through sysfs or that xen-pciback took at boot: neither
     // tells whether Xen has it quarantined now (a guest's detach
@@ -473,46 +471,13 @@ fn plan_remove(
              `xl pci-assignable-remove {bdf}` de-quarantines it; method auto does that"
         ));
     }
-    match ctx.method {
-        ResolvedMethod::Xl => {
-            // Without libxl's record, `-r` rebinds nothing ("Couldn't find
-            // path for original driver; not rebinding") and xl succeeds.
-            if req.rebind && choice.libxl_unusable {
-                steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
-            }
-            let mut args = vec!["pci-assignable-remove".to_string()];
-            if req.rebind {
-                args.push("-r".into());
-            }
-            args.push(bdf.to_string());
-            steps.push(Step::Xl(args));
-            let mut add = vec!["pci-assignable-add".to_string()];
-            if let Some(n) = &name {
-                add.extend(["-n".to_string(), n.clone()]);
-            }
-            add.push(bdf.to_string());
-            xl_restore = Some(add);
-            // xl rebinds only from its own record; ours fills the gap.
-            if req.rebind {
-                steps.push(Step::Rebind(bdf, original.clone()));
-            }
-        }
-        ResolvedMethod::Sysfs => {
-            steps.push(Step::Unbind(bdf, PCIBACK.into()));
-            if ctx.has_slot {
-                steps.push(Step::RemoveSlot(bdf));
-            }
-            if req.rebind {
-                steps.push(rebind_step(bdf, &original));
-                if libxl_driver.is_some() {
-                    steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
-                }
-            }
-            if name.is_some() {
-                steps.push(Step::XsRm(xs_pci_path(&bdf, Some("name"))));
-            }
-        }
-    }
+    let (mut steps, xl_restore) = match ctx.method {
+        ResolvedMethod::Xl => give_back_by_xl(req, bdf, &choice, &original, name),
+        ResolvedMethod::Sysfs => (
+            give_back_by_sysfs(ctx, req, &original, libxl_driver.is_some(), name.is_some()),
+            None,
+        ),
+    };
     if req.rebind && record.get(&bdf).is_some() {
         steps.push(Step::ForgetDriver(bdf));
     }
@@ -527,6 +492,63 @@ fn plan_remove(
         steps,
         ..unchanged
     })
+}
+
+/// The steps of a give-back through xl, and the xl command that undoes it.
+fn give_back_by_xl(
+    req: &AssignRequest,
+    bdf: Bdf,
+    choice: &checks::RebindChoice,
+    original: &Option<String>,
+    name: Option<String>,
+) -> (Vec<Step>, Option<Vec<String>>) {
+    let mut steps = Vec::new();
+    // Without libxl's record, `-r` rebinds nothing ("Couldn't find path for
+    // original driver; not rebinding") and xl succeeds.
+    if req.rebind && choice.libxl_unusable {
+        steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
+    }
+    let mut args = vec!["pci-assignable-remove".to_string()];
+    if req.rebind {
+        args.push("-r".into());
+    }
+    args.push(bdf.to_string());
+    steps.push(Step::Xl(args));
+    let mut add = vec!["pci-assignable-add".to_string()];
+    if let Some(n) = name {
+        add.extend(["-n".to_string(), n]);
+    }
+    add.push(bdf.to_string());
+    // xl rebinds only from its own record; ours fills the gap.
+    if req.rebind {
+        steps.push(Step::Rebind(bdf, original.clone()));
+    }
+    (steps, Some(add))
+}
+
+/// The steps of a give-back through sysfs, in libxl's order.
+fn give_back_by_sysfs(
+    ctx: &DeviceCtx,
+    req: &AssignRequest,
+    original: &Option<String>,
+    libxl_record: bool,
+    named: bool,
+) -> Vec<Step> {
+    let bdf = ctx.bdf;
+    let mut steps = vec![Step::Unbind(bdf, PCIBACK.into())];
+    if ctx.has_slot {
+        steps.push(Step::RemoveSlot(bdf));
+    }
+    if req.rebind {
+        steps.push(rebind_step(bdf, original));
+        if libxl_record {
+            steps.push(Step::XsRm(xs_pci_path(&bdf, Some("driver_path"))));
+        }
+    }
+    if named {
+        steps.push(Step::XsRm(xs_pci_path(&bdf, Some("name"))));
+    }
+    steps
 }
 
 /// A device without a driver that a record says came from one: a give-back

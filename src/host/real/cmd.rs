@@ -358,10 +358,16 @@ mod tests {
         );
         // Created without `passthrough`: libxl chose from the pci list.
         let without = r#"[{"domid": 3, "config": {"c_info": {"type": "pv", "name": "g"}}}]"#;
-        assert_eq!(parse_xl_list_passthrough(without).as_deref(), Some("disabled"));
+        assert_eq!(
+            parse_xl_list_passthrough(without).as_deref(),
+            Some("disabled")
+        );
         let with_pci = r#"[{"domid": 3, "config": {"c_info": {"type": "pv"},
                            "pcidevs": [{"func": 0, "dev": 5}]}}]"#;
-        assert_eq!(parse_xl_list_passthrough(with_pci).as_deref(), Some("enabled"));
+        assert_eq!(
+            parse_xl_list_passthrough(with_pci).as_deref(),
+            Some("enabled")
+        );
         assert_eq!(parse_xl_list_passthrough("not json"), None);
     }
 
