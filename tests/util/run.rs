@@ -1,11 +1,12 @@
 //! Running the modules' binary: as a module's name or a path, with
-//! arguments, stdin and environment, and the checks every module's result
-//! owes.
+//! arguments, stdin and environment, within a time limit if asked, and the
+//! checks every module's result owes.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -77,25 +78,62 @@ pub struct RawRun {
     pub stderr: String,
 }
 
+/// What a run may add to [`run_raw`]'s: none of it by default.
+#[derive(Clone, Copy, Default)]
+pub struct RunOpts<'a> {
+    /// How long the run may take: past it the child is killed (SIGKILL)
+    /// and the test fails, naming the command. `None`: no limit.
+    pub limit: Option<Duration>,
+    /// Adjusts the command just before it is spawned ([`as_nobody`], an
+    /// environment variable).
+    pub prepare: Option<&'a dyn Fn(&mut Command)>,
+}
+
 /// Runs `bin` with `argv`, feeding `stdin` (or nothing: an empty stdin).
 /// `XENPCI_HOST` reaches the module only when `env` gives it: one in the
 /// test runner's own environment would point a real-side test elsewhere.
 pub fn run_raw(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> RawRun {
-    let mut child = command(bin)
-        .args(argv)
+    run_raw_with(bin, argv, stdin, env, RunOpts::default())
+}
+
+/// [`run_raw`] with a time limit and a hook on the command ([`RunOpts`]).
+pub fn run_raw_with(
+    bin: &str,
+    argv: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+    opts: RunOpts,
+) -> RawRun {
+    let mut cmd = command(bin);
+    cmd.args(argv)
         .env_remove("XENPCI_HOST")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(prepare) = opts.prepare {
+        prepare(&mut cmd);
+    }
+    let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-    {
-        let mut input = child.stdin.take().expect("stdin piped");
-        // A module that does not read stdin may close it first: not an error.
-        let _ = input.write_all(stdin.unwrap_or_default());
-    }
-    let out = child.wait_with_output().expect("wait for the module");
+    let out = match opts.limit {
+        None => {
+            if let Some(mut input) = child.stdin.take() {
+                // A module that does not read stdin may close it first: not
+                // an error.
+                let _ = input.write_all(stdin.unwrap_or_default());
+            }
+            child.wait_with_output().expect("wait for the module")
+        }
+        Some(limit) => {
+            let what = std::iter::once(bin)
+                .chain(argv.iter().copied())
+                .collect::<Vec<_>>()
+                .join(" ");
+            wait_within(child, stdin.unwrap_or_default(), limit, &what)
+        }
+    };
     RawRun {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
@@ -103,16 +141,83 @@ pub fn run_raw(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &st
     }
 }
 
+/// Feeds `stdin` to `child`, collects its output and waits for it, at most
+/// `limit`: past it, kills the child (SIGKILL) and fails naming `what`.
+fn wait_within(mut child: Child, stdin: &[u8], limit: Duration, what: &str) -> Output {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (exited, exit) = std::sync::mpsc::channel();
+    // Waits for the exit without reaping the child (`WNOWAIT`): until
+    // `child.wait()` below reaps it, its pid names no other process, so the
+    // kill cannot reach one.
+    std::thread::spawn(move || {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        while waitid(Id::Pid(pid), flags) == Err(nix::errno::Errno::EINTR) {}
+        let _ = exited.send(());
+    });
+    // Dropped at once when there is nothing to feed: an empty stdin.
+    if let (Some(mut input), false) = (child.stdin.take(), stdin.is_empty()) {
+        let stdin = stdin.to_vec();
+        // A module that does not read stdin may close it first: not an error.
+        std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+    }
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_end(&mut bytes)
+                    .expect("read the module's output");
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = exit.recv_timeout(limit) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what}: still running after {limit:?}");
+    }
+    Output {
+        status: child.wait().expect("wait for the module"),
+        stdout: stdout.join().expect("stdout read"),
+        stderr: stderr.join().expect("stderr read"),
+    }
+}
+
 /// Runs `bin` with `argv` and `stdin`, and asserts what every module run
-/// owes: standard output is exactly one line holding one JSON object, with
-/// `changed`, `failed` and `msg`, and the exit code is 1 when `failed` is
-/// true, 0 otherwise.
+/// owes ([`module_result`]).
 pub fn run_json(bin: &str, argv: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Ran {
-    let raw = run_raw(bin, argv, stdin, env);
+    module_result(run_raw(bin, argv, stdin, env), &format!("argv {argv:?}"))
+}
+
+/// How much of a long output a failure message shows.
+const SHOWN: usize = 4000;
+
+/// `s`, or its first `max` bytes (at a character boundary) and its length.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}
+
+/// Asserts what every module run owes: standard output is exactly one line
+/// holding one JSON object, with `changed`, `failed` and `msg`, and the
+/// exit code is 1 when `failed` is true, 0 otherwise. `what` names the run
+/// in a failure.
+pub fn module_result(raw: RawRun, what: &str) -> Ran {
     let context = || {
         format!(
-            "argv {argv:?}\nstdout: {}\nstderr: {}",
-            raw.stdout, raw.stderr
+            "{what}\nstdout: {}\nstderr: {}",
+            clip(&raw.stdout, SHOWN),
+            clip(&raw.stderr, SHOWN)
         )
     };
     assert!(
