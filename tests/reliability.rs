@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use xenpci::xlcfg::XlConfig;
 
+use crate::util::{clip, module_result, run_raw_with, Ran, RawRun, RunOpts};
+
 const BIN: &str = "domain_pci_config";
 
 // ---------------------------------------------------------------------------
@@ -75,75 +77,25 @@ fn is_tmp(name: &str) -> bool {
     name.contains(".xenpci.") && name.ends_with(".tmp")
 }
 
-/// The module's result: exit status, stdout, stderr.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the module with `args_file`, killing it after `limit`.
-fn run_module(args_file: &Path, limit: Duration, prepare: impl FnOnce(&mut Command)) -> Run {
-    let mut cmd = crate::util::command(BIN);
-    cmd.arg(args_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    prepare(&mut cmd);
-    let child = cmd.spawn().expect("module starts");
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!(
-                "{} {}: still running after {limit:?}",
-                BIN,
-                args_file.display()
-            );
-        }
+/// Runs the module on `args_file` (harness's runner: no stdin, no
+/// `XENPCI_HOST`), killed after `limit`, the command adjusted by `prepare`.
+fn run(args_file: &Path, limit: Duration, prepare: Option<&dyn Fn(&mut Command)>) -> RawRun {
+    let args = args_file.to_str().expect("UTF-8 path");
+    let opts = RunOpts {
+        limit: Some(limit),
+        prepare,
     };
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_raw_with(BIN, &[args], None, &[], opts)
 }
 
-/// The one JSON object a run printed, checked for the keys every result
-/// has and for an exit code that matches `failed`.
-fn result_of(run: &Run, what: &str) -> Value {
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: want exactly one line on stdout, got {:?}",
-        truncate(&run.stdout)
-    );
-    assert!(
-        run.stdout.ends_with('\n'),
-        "{what}: stdout does not end with a newline"
-    );
-    let v: Value = serde_json::from_str(lines[0])
-        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", truncate(lines[0])));
-    assert!(v.is_object(), "{what}: not an object");
-    let failed = v["failed"]
-        .as_bool()
-        .unwrap_or_else(|| panic!("{what}: no boolean `failed`"));
-    assert!(v["changed"].is_boolean(), "{what}: no boolean `changed`");
-    assert!(v["msg"].is_string(), "{what}: no string `msg`");
-    assert_eq!(
-        run.code,
-        Some(i32::from(failed)),
-        "{what}: exit code does not match failed={failed}"
-    );
+/// How much of a long output or `msg` a message shows.
+const SHOWN: usize = 600;
+
+/// The result of a run ([`module_result`]: one JSON object, the keys every
+/// result has, an exit code that matches `failed`), with nothing on stderr
+/// that looks like a panic.
+fn result_of(run: RawRun, what: &str) -> Ran {
+    let ran = module_result(run, what);
     for bad in [
         "panicked",
         "stack backtrace",
@@ -151,24 +103,12 @@ fn result_of(run: &Run, what: &str) -> Value {
         "fatal runtime error",
     ] {
         assert!(
-            !run.stderr.contains(bad),
+            !ran.stderr.contains(bad),
             "{what}: {bad:?} on stderr: {}",
-            truncate(&run.stderr)
+            clip(&ran.stderr, SHOWN)
         );
     }
-    v
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 600 {
-        s.to_string()
-    } else {
-        let mut end = 600;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}... ({} bytes)", &s[..end], s.len())
-    }
+    ran
 }
 
 fn devices_in(path: &Path) -> Vec<String> {
@@ -220,17 +160,11 @@ fn sigkill_during_writes() {
 
     // Two clean runs give the two contents, and how long a run takes.
     let t0 = Instant::now();
-    let r = result_of(
-        &run_module(&add, Duration::from_secs(30), |_| {}),
-        "clean add",
-    );
-    assert_eq!(r["changed"], true);
+    let r = result_of(run(&add, Duration::from_secs(30), None), "clean add");
+    assert_eq!(r.json["changed"], true);
     let with = fs::read(&cfg).unwrap();
-    let r = result_of(
-        &run_module(&remove, Duration::from_secs(30), |_| {}),
-        "clean remove",
-    );
-    assert_eq!(r["changed"], true);
+    let r = result_of(run(&remove, Duration::from_secs(30), None), "clean remove");
+    assert_eq!(r.json["changed"], true);
     assert_eq!(
         fs::read(&cfg).unwrap(),
         without,
@@ -338,11 +272,8 @@ fn sigkill_during_writes() {
     // A clean run still works beside the leftovers, and leaves none itself.
     let before = leftovers.len();
     let args = if current == without { &add } else { &remove };
-    let r = result_of(
-        &run_module(args, Duration::from_secs(30), |_| {}),
-        "final run",
-    );
-    assert_eq!(r["changed"], true);
+    let r = result_of(run(args, Duration::from_secs(30), None), "final run");
+    assert_eq!(r.json["changed"], true);
     let after = names(dir.path()).into_iter().filter(|n| is_tmp(n)).count();
     assert_eq!(after, before, "a clean run left a temporary file");
 }
@@ -403,17 +334,17 @@ fn concurrent_runs_lose_no_update() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 barrier.wait();
-                run_module(&f, Duration::from_secs(60), |_| {})
+                run(&f, Duration::from_secs(60), None)
             })
         })
         .collect();
     // Let every process start and find the lock taken.
     std::thread::sleep(Duration::from_millis(500));
     drop(held);
-    let runs: Vec<Run> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let runs: Vec<RawRun> = handles.into_iter().map(|h| h.join().unwrap()).collect();
 
-    for (i, run) in runs.iter().enumerate() {
-        let r = result_of(run, &format!("run {i}"));
+    for (i, run) in runs.into_iter().enumerate() {
+        let r = result_of(run, &format!("run {i}")).json;
         assert_eq!(r["failed"], false, "run {i}: {}", r["msg"]);
         assert_eq!(r["changed"], true, "run {i}: {}", r["msg"]);
         let listed: Vec<&str> = r["devices"]
@@ -1020,25 +951,29 @@ fn check_case(case: &Case) -> (bool, Option<String>) {
     let before_names = names(dir.path());
     let before_bytes = case.config.as_ref().map(|_| fs::read(&cfg).unwrap());
 
-    let run = run_module(&args_file, Duration::from_secs(60), |cmd| {
-        if case.as_nobody {
-            crate::util::as_nobody(cmd);
-        }
-    });
-    let r = result_of(&run, case.name);
+    let nobody: &dyn Fn(&mut Command) = &crate::util::as_nobody;
+    let ran = result_of(
+        run(
+            &args_file,
+            Duration::from_secs(60),
+            case.as_nobody.then_some(nobody),
+        ),
+        case.name,
+    );
+    let r = &ran.json;
     let msg = r["msg"].as_str().unwrap().to_string();
     assert_eq!(
         r["failed"],
         case.expect.failed,
         "failed should be {}: {}",
         case.expect.failed,
-        truncate(&msg)
+        clip(&msg, SHOWN)
     );
     for want in case.expect.msg {
         assert!(
             msg.to_lowercase().contains(&want.to_lowercase()),
             "msg does not mention {want:?}: {}",
-            truncate(&msg)
+            clip(&msg, SHOWN)
         );
     }
     assert!(!msg.trim().is_empty(), "empty msg");
@@ -1068,11 +1003,11 @@ fn check_case(case: &Case) -> (bool, Option<String>) {
     if msg.len() > 2000 {
         remarks.push(format!("msg is {} bytes long", msg.len()));
     }
-    if !run.stderr.is_empty() {
-        remarks.push(format!("stderr: {}", truncate(&run.stderr)));
+    if !ran.stderr.is_empty() {
+        remarks.push(format!("stderr: {}", clip(&ran.stderr, SHOWN)));
     }
     if std::env::var_os("XENPCI_SHOW_MSGS").is_some() {
-        remarks.push(format!("msg: {}", truncate(&msg)));
+        remarks.push(format!("msg: {}", clip(&msg, SHOWN)));
     }
     (lock_left, (!remarks.is_empty()).then(|| remarks.join("; ")))
 }
