@@ -137,11 +137,14 @@ const KILL_RUNS: usize = 1000;
 /// new content.
 ///
 /// A killed run may leave its temporary file (`.vm.cfg.xenpci.PID.N.tmp`)
-/// behind: SIGKILL leaves no chance to clean up. A later write removes such
-/// a leftover only once its PID runs no process and it is a minute old (see
-/// `fileio::atomic`), which the runs here, seconds apart, never reach. So we
-/// assert only that the config is intact, that at most one leftover exists
-/// per killed run, and that nothing else appears; the count is printed.
+/// behind: SIGKILL leaves no chance to clean up. A later write sweeps such
+/// a leftover away only once its PID runs no process and it is a minute
+/// old (see `fileio::atomic`), an age no leftover reaches here: the 1,000
+/// runs take seconds. So the leftovers stay, and we assert that the config
+/// is intact after every run, that at most one leftover exists per killed
+/// run and nothing else appears (the count is printed), that some runs
+/// finished and some were killed, and that a last, clean run leaves the
+/// leftovers as they were: it adds none and sweeps none.
 #[test]
 fn sigkill_during_writes() {
     let started = Instant::now();
@@ -272,7 +275,8 @@ fn sigkill_during_writes() {
         completed > 0 && killed > 0,
         "the delays never (or always) let a run finish"
     );
-    // A clean run still works beside the leftovers, and leaves none itself.
+    // A clean run still works beside the leftovers; it leaves no temporary
+    // file of its own and sweeps none of theirs (none is a minute old).
     let before = leftovers.len();
     let args = if current == without { &add } else { &remove };
     let r = result_of(run(args, Duration::from_secs(30), None), "final run");
