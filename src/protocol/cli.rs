@@ -61,24 +61,22 @@ struct Flags {
 
 /// Parses `argv` (program name first).
 pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
-    let schema = schema_value(M::ARGS_SCHEMA);
-    let (about, description) = module_doc(&schema);
-    let long_about = if description.is_empty() {
-        about.clone()
-    } else {
-        format!("{about}\n\n{description}")
-    };
     let command = Flags::command()
         .name(M::NAME)
         .bin_name(M::NAME)
-        .about(about)
-        .long_about(long_about)
-        .override_usage(usage(M::NAME))
-        .after_long_help(options_help(&schema));
-    let flags = command
-        .try_get_matches_from(argv)
-        .and_then(|m| Flags::from_arg_matches(&m))
-        .map_err(exit_of)?;
+        .override_usage(usage(M::NAME));
+    let flags = match command.try_get_matches_from(argv) {
+        Ok(m) => Flags::from_arg_matches(&m).map_err(exit_of)?,
+        // The help is made from the schema only when it is asked for: a
+        // run does not parse the schema for texts it never prints.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Err(match with_help::<M>().try_get_matches_from(argv) {
+                Err(e) => exit_of(e),
+                Ok(_) => exit_of(e),
+            })
+        }
+        Err(e) => return Err(exit_of(e)),
+    };
     Ok(Cli {
         input: input_of(&flags.words)?,
         mode: Mode {
@@ -88,6 +86,25 @@ pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
         schema: flags.schema,
         result_schema: flags.result_schema,
     })
+}
+
+/// The module's command with its help: the description and the module's
+/// arguments from its schema.
+fn with_help<M: Module>() -> clap::Command {
+    let schema = schema_value(M::ARGS_SCHEMA);
+    let (about, description) = module_doc(&schema);
+    let long_about = if description.is_empty() {
+        about.clone()
+    } else {
+        format!("{about}\n\n{description}")
+    };
+    Flags::command()
+        .name(M::NAME)
+        .bin_name(M::NAME)
+        .about(about)
+        .long_about(long_about)
+        .override_usage(usage(M::NAME))
+        .after_long_help(options_help(&schema))
 }
 
 /// The multicall binary called under no module's name and with none as its
