@@ -70,10 +70,8 @@ pub fn parse<M: Module>(argv: &[String]) -> Result<Cli, Exit> {
         // The help is made from the schema only when it is asked for: a
         // run does not parse the schema for texts it never prints.
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            return Err(match with_help::<M>().try_get_matches_from(argv) {
-                Err(e) => exit_of(e),
-                Ok(_) => exit_of(e),
-            })
+            let help = with_help::<M>().try_get_matches_from(argv).err();
+            return Err(exit_of(help.unwrap_or(e)));
         }
         Err(e) => return Err(exit_of(e)),
     };
