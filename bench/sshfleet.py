@@ -3,63 +3,38 @@ hosts, each an address 127.0.0.x of an sshd of our own, with its own
 simulated dom0 and configs.
 
 The sshd (root login with a key generated for the run, its own config and
-port) runs each client command through bench/fleet/timed-command, which logs
+port: scripts/sshlab.py) runs each client command through scripts/sshlab-command, which logs
 when it ran and for which address: the time spent on the hosts and the
 number of SSH sessions of each task come from that log, beside the task
 times of the controller (the xenpci_timing callback)."""
-import glob
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
 
-from benchlib import BENCH, BUDGETS, HOSTS, MODULES, XL_STUB, apt_install, log, module, one_line_config, sh
+from benchlib import BENCH, BUDGETS, HOSTS, MODULES, ROOT, XL_STUB, apt_install, log, module, one_line_config
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import sshlab  # noqa: E402
 
 FLEET = os.path.join(BENCH, "fleet")
 OURS = ["ours pci_assignable", "ours pci_attach", "ours domain_pci_config"]
 BUILTIN = ["builtin command xl pci-assignable-add", "builtin command xl pci-attach", "builtin lineinfile"]
-SSHD = "/usr/sbin/sshd"
-SFTP_SERVER = "/usr/lib/openssh/sftp-server"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def descendants(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-    return children + [d for c in children for d in descendants(c)]
-
-
 class Fleet:
-    """An sshd of our own listening on 127.0.0.2..N+1 and one inventory
-    host per address, each with its own simulated dom0 and configs. Use as
-    a context manager: the sshd and every SSH connection end with it."""
+    """An SshLab (scripts/sshlab.py) on 127.0.0.2..N+1 and one inventory host
+    per address, each with its own simulated dom0 and configs. Use as a
+    context manager: the sshd and every SSH connection end with it."""
 
     def __init__(self, work, venv_dir, hosts, figures):
         self.dir = d = os.path.join(work, f"fleet-{hosts}")
         os.makedirs(d)
-        self.venv, self.n, self.port, self.figures = venv_dir, hosts, free_port(), figures
-        self.sshds = []
-        self.addrs = [f"127.0.0.{i + 2}" for i in range(hosts)]
-        self.sshlog = f"{d}/ssh-commands.log"
+        self.venv, self.n, self.figures = venv_dir, hosts, figures
+        self.lab = sshlab.SshLab(d, hosts, on_command=lambda argv: figures.command("fleet", argv))
+        self.addrs, self.port = self.lab.addrs, self.lab.port
         user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True,
                                                         text=True).stdout.strip()
-        for key in ("hostkey", "id"):
-            sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "xenpci-bench", "-f", f"{d}/{key}"])
-        shutil.copyfile(f"{d}/id.pub", f"{d}/authorized_keys")
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation folder
         lib = f"{d}/library"
         os.makedirs(lib)
         for m in MODULES:
@@ -70,7 +45,8 @@ class Fleet:
             for i, a in enumerate(self.addrs):
                 f.write(f"h{i + 1:02d} ansible_host={a} bench_dir={d}/hosts/h{i + 1:02d}\n")
             f.write(f"[bench:vars]\nansible_port={self.port}\nansible_user={user}\n"
-                    f"ansible_ssh_private_key_file={d}/id\nxl={XL_STUB}\nansible_python_interpreter={interp}\n")
+                    f"ansible_ssh_private_key_file={self.lab.key}\nxl={XL_STUB}\n"
+                    f"ansible_python_interpreter={interp}\n")
         with open(f"{d}/ansible.cfg", "w") as f:
             f.write(f"[defaults]\ninventory = {d}/inventory.ini\nlibrary = {lib}\n"
                     f"callback_plugins = {FLEET}\ncallbacks_enabled = xenpci_timing\n"
@@ -79,8 +55,7 @@ class Fleet:
                     "[ssh_connection]\npipelining = True\n"
                     f"control_path_dir = {d}/cp\n"
                     # A short ControlPersist: connections left by a killed run end soon.
-                    "ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null "
-                    "-o StrictHostKeyChecking=no\n")
+                    f"ssh_args = {self.lab.ssh_args()}\n")
         for order in ("ours", "builtin"):
             other = "builtin" if order == "ours" else "ours"
             with open(f"{d}/{order}-first.yml", "w") as f:
@@ -89,67 +64,11 @@ class Fleet:
                         f"- import_playbook: {FLEET}/{other}.yml\n")
 
     def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.__exit__()
-            raise
+        self.lab.__enter__()
         return self
 
-    def start(self):
-        d = self.dir
-        # sshd listens on at most 16 addresses: one sshd per 16.
-        for k in range(0, self.n, 16):
-            conf = f"{d}/sshd_config.{k // 16}"
-            with open(conf, "w") as f:
-                f.write(f"Port {self.port}\n")
-                f.writelines(f"ListenAddress {a}\n" for a in self.addrs[k:k + 16])
-                f.write(f"HostKey {d}/hostkey\nPidFile none\nAuthorizedKeysFile {d}/authorized_keys\n"
-                        "PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
-                        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-                        "StrictModes no\nUseDNS no\nPrintMotd no\nPrintLastLog no\n"
-                        f"Subsystem sftp {SFTP_SERVER}\n"
-                        f"ForceCommand {FLEET}/timed-command {self.sshlog}\n"
-                        "MaxStartups 200:30:400\nMaxSessions 200\nLogLevel ERROR\n")
-            sh([SSHD, "-t", "-f", conf])
-            self.figures.command("fleet", [SSHD, "-D", "-f", conf])
-            self.sshds.append(subprocess.Popen([SSHD, "-D", "-f", conf, "-E", f"{d}/sshd.log"],
-                                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL, start_new_session=True))
-        deadline = time.time() + 10
-        for a in self.addrs:
-            while True:
-                try:
-                    socket.create_connection((a, self.port), timeout=0.5).close()
-                    break
-                except OSError:
-                    if time.time() > deadline or any(s.poll() is not None for s in self.sshds):
-                        sys.exit(f"fleet: sshd does not answer on {a}:{self.port} (see {d}/sshd.log)")
-                    time.sleep(0.1)
-
     def __exit__(self, *exc):
-        """Ends the SSH connections (ControlPersist masters, started by
-        ansible-playbook), then the sshds and what is left of their sessions."""
-        for sock in glob.glob(f"{self.dir}/cp/*"):
-            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "xenpci-bench"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
-        pids = [p for s in self.sshds for p in [s.pid] + descendants(s.pid)]
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for s in self.sshds:
-            try:
-                s.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                s.kill()
-                s.wait()
-        deadline = time.time() + 10
-        for pid in pids:  # the sessions, reaped by init once their sshd is gone
-            while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
-                time.sleep(0.05)
-        self.sshds = []
+        self.lab.__exit__(*exc)
 
     def reset(self):
         """Fresh state on every host: typical dom0, configs, xl stub state."""
@@ -169,9 +88,9 @@ class Fleet:
         every host. Returns {task: (controller s, host s, SSH sessions)},
         each per host."""
         times = f"{self.dir}/times.json"
-        for f in (times, self.sshlog):
-            if os.path.exists(f):
-                os.unlink(f)
+        if os.path.exists(times):
+            os.unlink(times)
+        open(self.lab.log, "w").close()
         env = dict(os.environ, ANSIBLE_CONFIG=f"{self.dir}/ansible.cfg", XENPCI_BENCH_TIMES=times,
                    PATH=f"{self.venv}/bin:{os.environ['PATH']}")
         argv = [f"{self.venv}/bin/ansible-playbook", f"{self.dir}/{order}-first.yml"]
@@ -197,19 +116,13 @@ class Fleet:
 
     def sessions(self):
         """[(start, seconds)] of each SSH session on the hosts."""
-        out = []
-        with open(self.sshlog) as f:
-            for line in f:
-                t0, t1, addr = line.replace(",", ".").split()[:3]
-                if addr in self.addrs:
-                    out.append((float(t0), float(t1) - float(t0)))
-        return out
+        return [(x.start, x.seconds) for x in self.lab.sessions() if x.addr in self.addrs]
 
 
 def fleet(figures, work, venv_dir, sizes, reps):
-    for tool in (SSHD, SFTP_SERVER):
+    for tool in (sshlab.SSHD, sshlab.SFTP_SERVER):
         if not os.path.exists(tool):
-            apt_install("openssh-server", "openssh-sftp-server")
+            apt_install(*sshlab.PACKAGES)
     for n in sizes:
         log(f"== fleet: ansible-playbook over SSH to {n} hosts, {reps} x (first run, second run), "
             "order of the two jobs alternating")
