@@ -22,7 +22,17 @@ MiB = 1 << 20
 
 BUDGETS = {
     "bare_noop_ms": 2.0,
-    "host_task_vs_lineinfile": 0.25,
+    # fleet, with pipelining on: one collection task per host against one
+    # lineinfile task per host (controller time, same run)
+    "fleet_task_vs_lineinfile": 0.75,
+    # fleet: SSH sessions of a collection task after a host's first
+    "fleet_sessions_per_task": 1,
+    # fleet: bytes the controller sends for a host's first collection task
+    # (the install): one copy of the binary, as a range of its size
+    "fleet_install_bytes": (1.0, 1.1),
+    # fleet: bytes sent for a collection task after a host's first: no copy
+    # of the binary (at most this fraction of its size)
+    "fleet_task_bytes": 0.1,
     "binary_bytes": 3 * MiB // 2,
     "edit512_ms": 10.0,
     "growth": 1.25,
@@ -51,6 +61,8 @@ class Figures:
         self.commands = {}   # section -> [shell line]
         self.work = None     # the work folder, shown as $W in the commands
         self.names = {}      # other paths, shown as these words
+        self.tables = {}     # section -> markdown lines printed under its figures
+        self.data = {}       # more figures for --json, by name
 
     def add(self, section, figure, value, unit, anchor, anchor_value, budget="", ok=None):
         """One figure against its anchor; `ok` is the budget's verdict."""
@@ -85,6 +97,7 @@ class Figures:
                 anchor = f"{r['anchor']}: {fmt(r['anchor_value'], r['unit'])}" if r["anchor_value"] else r["anchor"]
                 out.append(f"| {cell(r['figure'])} | {fmt(r['value'], r['unit'])} | {cell(anchor)} | "
                            f"{ratio(r['ratio'])} | {cell(r['budget'])} | {r['verdict']} |")
+            out += self.tables.get(section, [])
         return "\n".join(out)
 
     def reproduce(self, invocation, kept):
@@ -109,7 +122,7 @@ def cell(s):
 
 def fmt(v, unit):
     if unit == "bytes":
-        return f"{v / 1024:,.0f} KiB"
+        return f"{v / 1024:,.{1 if v < 100 * 1024 else 0}f} KiB"
     if unit == "Ir":
         return f"{v / 1e6:,.2f} M Ir" if v >= 1e5 else f"{v / 1e3:,.1f} k Ir"
     if unit == "":
