@@ -2,11 +2,43 @@
 hosts, each an address 127.0.0.x of an sshd of our own, with its own
 simulated dom0 and configs.
 
+The same job (make the spare NIC assignable, hot-plug it into vm1, list it
+in vm1's config) is done three ways in the same ansible-playbook run, each
+host acting on its own copies (bench_dir, set by the inventory):
+
+  collection  the xen.pci collection (FQCN tasks): text modules that
+              ansible-core pipelines, running the host's cached copy of the
+              binary; the action installs that copy on a host's first task
+              (each host its own XENPCI_CACHE_DIR, emptied before each first
+              run, so a first run includes one install per host);
+  binary      the binary as binary modules (its module names in the
+              `library` folder of ansible.cfg): ansible-core never
+              pipelines a binary module, it copies the binary and its
+              arguments to the host for every task (the modules before the
+              collection);
+  builtin     ansible.builtin: command with changed_when for each xl call
+              (xl is bench/xl-stub, which only keeps text state: cheaper
+              than real xl, so this favours this side), and lineinfile for
+              the pci line of the config (a one-line list, which lineinfile
+              can edit; it could not keep a multi-line list intact).
+
+The play interleaves the jobs task by task (each job's first task, then
+each job's second, ...), in an order that rotates from step to step and
+from run to run, so a change of the machine's load falls on all three.
+Each repetition does a first run (every task changes every host) and a
+rerun (no task changes anything), with pipelining on and with pipelining
+off (two ansible.cfg files that differ only in [ssh_connection]
+pipelining).
+
 The sshd (root login with a key generated for the run, its own config and
-port: scripts/sshlab.py) runs each client command through scripts/sshlab-command, which logs
-when it ran and for which address: the time spent on the hosts and the
-number of SSH sessions of each task come from that log, beside the task
-times of the controller (the xenpci_timing callback)."""
+port: scripts/sshlab.py) runs each client command through
+scripts/sshlab-command, which logs when it ran and for which address: the
+time spent on the hosts and the number of SSH sessions of each task come
+from that log. The controller's task times and the bytes it sent come from
+the xenpci_timing callback (bench/fleet/xenpci_timing.py): bytes are the
+TCP counters of the ControlPersist connections (ss), read at each task's
+start and end: the SSH stream the controller sent, encrypted and framed,
+without IP and TCP headers."""
 import json
 import os
 import shutil
@@ -14,20 +46,80 @@ import statistics
 import subprocess
 import sys
 
-from benchlib import BENCH, BUDGETS, HOSTS, MODULES, ROOT, XL_STUB, apt_install, log, module, one_line_config
+from benchlib import BENCH, BUDGETS, HOSTS, MODULES, ROOT, XL_STUB, apt_install, log, module, one_line_config, sh
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import sshlab  # noqa: E402
 
 FLEET = os.path.join(BENCH, "fleet")
-OURS = ["ours pci_assignable", "ours pci_attach", "ours domain_pci_config"]
-BUILTIN = ["builtin command xl pci-assignable-add", "builtin command xl pci-attach", "builtin lineinfile"]
+DEV = "0000:03:00.0"
+STEPS = ("pci_assignable", "pci_attach", "domain_pci_config")
+JOBS = {  # job: (what the tables call it, its tasks' environment, [(task name, task)])
+    "collection": ("ours, collection", {"XENPCI_HOST": "{{ bench_dir }}/dom0-collection.json",
+                                        "XENPCI_CACHE_DIR": "{{ bench_dir }}/cache"}, [
+        ("collection pci_assignable", {"xen.pci.pci_assignable": {"devices": DEV}}),
+        ("collection pci_attach", {"xen.pci.pci_attach": {"domain": "vm1", "devices": DEV}}),
+        ("collection domain_pci_config", {"xen.pci.domain_pci_config": {
+            "path": "{{ bench_dir }}/vm1-collection.cfg", "devices": DEV}}),
+    ]),
+    "binary": ("ours, binary modules", {"XENPCI_HOST": "{{ bench_dir }}/dom0.json"}, [
+        ("binary pci_assignable", {"pci_assignable": {"devices": DEV}}),
+        ("binary pci_attach", {"pci_attach": {"domain": "vm1", "devices": DEV}}),
+        ("binary domain_pci_config", {"domain_pci_config": {"path": "{{ bench_dir }}/vm1.cfg", "devices": DEV}}),
+    ]),
+    "builtin": ("ansible.builtin", {"XL_STUB_STATE": "{{ bench_dir }}/xl"}, [
+        ("builtin command xl pci-assignable-add", {"ansible.builtin.command": f"{{{{ xl }}}} pci-assignable-add {DEV}",
+                                                   "register": "add", "changed_when": "'already' not in add.stderr"}),
+        ("builtin command xl pci-attach", {"ansible.builtin.command": f"{{{{ xl }}}} pci-attach vm1 {DEV}",
+                                           "register": "attach", "changed_when": "'already' not in attach.stderr"}),
+        ("builtin lineinfile", {"ansible.builtin.lineinfile": {
+            "path": "{{ bench_dir }}/vm1-builtin.cfg", "regexp": r"^pci\s*=", "line": f"pci = [ '{DEV}' ]"}}),
+    ]),
+}
+TASKS = {job: [name for name, _ in steps] for job, (_, _, steps) in JOBS.items()}
+LINEINFILE = "builtin lineinfile"
+KINDS = ("first run", "rerun")
+METRICS = ("ms", "host_ms", "sessions", "tx", "rx")  # each per task and host
+
+
+def playbook(path, jobs, order):
+    """The play of one run: a warm-up task that opens each host's SSH
+    connection (ControlPersist), then the jobs' tasks interleaved, the
+    order of the jobs rotated by `order` plus the step. JSON is YAML."""
+    tasks = [{"name": "warmup", "ansible.builtin.raw": "true", "changed_when": False}]
+    for step in range(len(STEPS)):
+        k = (order + step) % len(jobs)
+        for job in jobs[k:] + jobs[:k]:
+            _, env, steps = JOBS[job]
+            name, task = steps[step]
+            tasks.append(dict(name=name, environment=env, **task))
+    play = {"name": f"bench/run fleet: {', '.join(jobs)}, task by task", "hosts": "all",
+            "gather_facts": False, "tasks": tasks}
+    with open(path, "w") as f:
+        json.dump([play], f, indent=1)
+    return path
+
+
+def collection_copy(work, figures):
+    """scripts/build-collection --binaries, then a copy of collection/ as
+    COPY/ansible_collections/xen/pci (a rebuild in the checkout while the
+    fleet runs changes nothing here). Returns (COPY, the binary's path)."""
+    argv = [os.path.join(ROOT, "scripts", "build-collection"), "--binaries"]
+    log("== scripts/build-collection --binaries (the collection's binary and text modules)")
+    sh(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+    figures.command("fleet", argv)
+    top = os.path.join(work, "collections")
+    dst = os.path.join(top, "ansible_collections", "xen", "pci")
+    shutil.copytree(os.path.join(ROOT, "collection"), dst, ignore=shutil.ignore_patterns("tests", ".*"))
+    return top, os.path.join(dst, "files", "xenpci")
+
+
 class Fleet:
     """An SshLab (scripts/sshlab.py) on 127.0.0.2..N+1 and one inventory host
     per address, each with its own simulated dom0 and configs. Use as a
     context manager: the sshd and every SSH connection end with it."""
 
-    def __init__(self, work, venv_dir, hosts, figures):
+    def __init__(self, work, venv_dir, hosts, figures, collections):
         self.dir = d = os.path.join(work, f"fleet-{hosts}")
         os.makedirs(d)
         self.venv, self.n, self.figures = venv_dir, hosts, figures
@@ -47,21 +139,20 @@ class Fleet:
             f.write(f"[bench:vars]\nansible_port={self.port}\nansible_user={user}\n"
                     f"ansible_ssh_private_key_file={self.lab.key}\nxl={XL_STUB}\n"
                     f"ansible_python_interpreter={interp}\n")
-        with open(f"{d}/ansible.cfg", "w") as f:
-            f.write(f"[defaults]\ninventory = {d}/inventory.ini\nlibrary = {lib}\n"
-                    f"callback_plugins = {FLEET}\ncallbacks_enabled = xenpci_timing\n"
-                    "host_key_checking = False\ngathering = explicit\nforks = 10\n"
-                    f"remote_tmp = {d}/remote-tmp\nlocal_tmp = {d}/local-tmp\nretry_files_enabled = False\n"
-                    "[ssh_connection]\npipelining = True\n"
-                    f"control_path_dir = {d}/cp\n"
-                    # A short ControlPersist: connections left by a killed run end soon.
-                    f"ssh_args = {self.lab.ssh_args()}\n")
-        for order in ("ours", "builtin"):
-            other = "builtin" if order == "ours" else "ours"
-            with open(f"{d}/{order}-first.yml", "w") as f:
-                f.write(f"- import_playbook: {FLEET}/warmup.yml\n"
-                        f"- import_playbook: {FLEET}/{order}.yml\n"
-                        f"- import_playbook: {FLEET}/{other}.yml\n")
+        for pipelining in (True, False):
+            with open(self.config(pipelining), "w") as f:
+                f.write(f"[defaults]\ninventory = {d}/inventory.ini\nlibrary = {lib}\n"
+                        f"collections_path = {collections}\n"
+                        f"callback_plugins = {FLEET}\ncallbacks_enabled = xenpci_timing\n"
+                        "host_key_checking = False\ngathering = explicit\nforks = 10\n"
+                        f"remote_tmp = {d}/remote-tmp\nlocal_tmp = {d}/local-tmp\nretry_files_enabled = False\n"
+                        f"[ssh_connection]\npipelining = {pipelining}\n"
+                        f"control_path_dir = {d}/cp\n"
+                        # A short ControlPersist: connections left by a killed run end soon.
+                        f"ssh_args = {self.lab.ssh_args()}\n")
+
+    def config(self, pipelining):
+        return f"{self.dir}/ansible-pipelining-{'on' if pipelining else 'off'}.cfg"
 
     def __enter__(self):
         self.lab.__enter__()
@@ -71,30 +162,38 @@ class Fleet:
         self.lab.__exit__(*exc)
 
     def reset(self):
-        """Fresh state on every host: typical dom0, configs, xl stub state."""
+        """Fresh state on every host: typical dom0s, configs, xl stub state,
+        and no cached copy of the collection's binary."""
         cfg = one_line_config(f"{self.dir}/vm1.cfg")
         for i in range(self.n):
             h = f"{self.dir}/hosts/h{i + 1:02d}"
             os.makedirs(f"{h}/xl", exist_ok=True)
-            shutil.copyfile(os.path.join(HOSTS, "typical.json"), f"{h}/dom0.json")
-            shutil.copyfile(cfg, f"{h}/vm1.cfg")
-            shutil.copyfile(cfg, f"{h}/vm1-builtin.cfg")
+            shutil.rmtree(f"{h}/cache", ignore_errors=True)
+            for dom0 in ("dom0.json", "dom0-collection.json"):
+                shutil.copyfile(os.path.join(HOSTS, "typical.json"), f"{h}/{dom0}")
+            for name in ("vm1.cfg", "vm1-collection.cfg", "vm1-builtin.cfg"):
+                shutil.copyfile(cfg, f"{h}/{name}")
             with open(f"{h}/xl/assignable", "w") as f:
                 f.write("0000:07:00.0\n")
             open(f"{h}/xl/dom-vm1", "w").close()
 
-    def play(self, order, changed):
-        """One ansible-playbook run; every task must report `changed` on
-        every host. Returns {task: (controller s, host s, SSH sessions)},
-        each per host."""
+    def play(self, pipelining, jobs, order, changed):
+        """One ansible-playbook run of `jobs`; every task must report
+        `changed` on every host, and the collection's first task must
+        install the binary on every host in a first run (and nowhere else).
+        Returns {task: {metric: value per host}} (METRICS: controller ms,
+        ms on the host, SSH sessions, bytes sent and received by the
+        controller)."""
         times = f"{self.dir}/times.json"
         if os.path.exists(times):
             os.unlink(times)
         open(self.lab.log, "w").close()
-        env = dict(os.environ, ANSIBLE_CONFIG=f"{self.dir}/ansible.cfg", XENPCI_BENCH_TIMES=times,
-                   PATH=f"{self.venv}/bin:{os.environ['PATH']}")
-        argv = [f"{self.venv}/bin/ansible-playbook", f"{self.dir}/{order}-first.yml"]
-        self.figures.command("fleet", argv, {"ANSIBLE_CONFIG": env["ANSIBLE_CONFIG"]})
+        book = playbook(f"{self.dir}/play-{'-'.join(jobs)}-{order}.yml", jobs, order)
+        env = dict(os.environ, ANSIBLE_CONFIG=self.config(pipelining), XENPCI_BENCH_TIMES=times,
+                   XENPCI_BENCH_SSH_PORT=str(self.port), PATH=f"{self.venv}/bin:{os.environ['PATH']}")
+        argv = [f"{self.venv}/bin/ansible-playbook", book]
+        self.figures.command("fleet", argv, {"ANSIBLE_CONFIG": env["ANSIBLE_CONFIG"],
+                                             "XENPCI_BENCH_SSH_PORT": str(self.port)})
         p = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         res = json.load(open(times)) if os.path.exists(times) else {"failures": ["no timings written"]}
         if p.returncode != 0 or res["failures"]:
@@ -102,16 +201,25 @@ class Fleet:
                      f"{p.stdout[-3000:]}{p.stderr[-2000:]}")
         out = {}
         sessions = self.sessions()
+        n = self.n
         for t in res["tasks"]:
-            if t["name"] not in OURS + BUILTIN:
+            if t["name"] == "warmup":
                 continue
-            want = self.n if changed else 0
-            if t["changed"] != want or t["ok"] != self.n:
-                sys.exit(f"fleet: task {t['name']!r}: changed on {t['changed']} hosts, ok on {t['ok']}; "
-                         f"want changed on {want}, ok on {self.n}")
-            mine = [s for s in sessions if t["start"] <= s[0] < t["end"]]
-            out[t["name"]] = ((t["end"] - t["start"]) / self.n, sum(s[1] for s in mine) / self.n,
-                              len(mine) / self.n)
+            want = n if changed else 0
+            installs = n if changed and t["name"] == TASKS["collection"][0] else 0
+            if t["changed"] != want or t["ok"] != n or t["installed"] != installs:
+                sys.exit(f"fleet: task {t['name']!r}: changed on {t['changed']} hosts, ok on {t['ok']}, "
+                         f"installed the binary on {t['installed']}; want changed on {want}, ok on {n}, "
+                         f"installed on {installs}")
+            mine = [x for x in sessions if t["start"] <= x[0] < t["end"]]
+            out[t["name"]] = {"ms": (t["end"] - t["start"]) * 1000 / n,
+                              "host_ms": sum(x[1] for x in mine) * 1000 / n,
+                              "sessions": len(mine) / n,
+                              "tx": sum(t["tx"].get(a, 0) for a in self.addrs) / n,
+                              "rx": sum(t["rx"].get(a, 0) for a in self.addrs) / n}
+        missing = {x for j in jobs for x in TASKS[j]} - set(out)
+        if missing:
+            sys.exit(f"fleet: no timings for {sorted(missing)}")
         return out
 
     def sessions(self):
@@ -119,35 +227,128 @@ class Fleet:
         return [(x.start, x.seconds) for x in self.lab.sessions() if x.addr in self.addrs]
 
 
-def fleet(figures, work, venv_dir, sizes, reps):
+def fleet(figures, work, venv_dir, sizes):
+    """`sizes`: {hosts: repetitions}. The binary modules run with
+    pipelining off on the smallest size only: ansible-core never pipelines
+    a binary module, so that is the same path as with pipelining on."""
     for tool in (sshlab.SSHD, sshlab.SFTP_SERVER):
         if not os.path.exists(tool):
             apt_install(*sshlab.PACKAGES)
-    for n in sizes:
-        log(f"== fleet: ansible-playbook over SSH to {n} hosts, {reps} x (first run, second run), "
-            "order of the two jobs alternating")
-        runs = {"first run (changes)": [], "second run (no-op)": []}
-        with Fleet(work, venv_dir, n, figures) as f:
+    collections, binary = collection_copy(work, figures)
+    size = os.path.getsize(binary)
+    for n, reps in sizes.items():
+        log(f"== fleet: ansible-playbook over SSH to {n} hosts, {reps} x (first run, rerun) with pipelining "
+            "on and off; the three jobs in each run, task by task, their order rotating")
+        # runs[(pipelining, kind)] = [{task: {metric: value}}], one per repetition
+        runs = {(p, kind): [] for p in (True, False) for kind in KINDS}
+        with Fleet(work, venv_dir, n, figures, collections) as f:
             for k in range(reps):
-                order = "ours" if k % 2 == 0 else "builtin"
-                f.reset()
-                runs["first run (changes)"].append(f.play(order, True))
-                runs["second run (no-op)"].append(f.play(order, False))
-        for kind, results in runs.items():
-            per = {t: [statistics.median(r[t][i] * 1000 for r in results) for i in range(2)] +
-                   [statistics.median(r[t][2] for r in results)] for t in OURS + BUILTIN}
-            line, line_host, line_sessions = per["builtin lineinfile"]
-            ours = statistics.mean(per[t][0] for t in OURS)
-            limit = BUDGETS["host_task_vs_lineinfile"]
-            figures.add("fleet", f"{n} hosts, {kind}: one of our tasks, per host (mean of the 3)", ours, "ms",
-                        "lineinfile task, per host", line, f"≤ {limit} × lineinfile", ours <= limit * line)
-            for t in OURS:
-                figures.add("fleet", f"{n} hosts, {kind}: {t[5:]} task, per host", per[t][0], "ms",
-                            "lineinfile task, per host", line)
-            figures.add("fleet", f"{n} hosts, {kind}: the whole job (3 tasks), per host",
-                        sum(per[t][0] for t in OURS), "ms", "the job with command + lineinfile, per host",
-                        sum(per[t][0] for t in BUILTIN))
-            figures.add("fleet", f"{n} hosts, {kind}: time on the host of one of our tasks (mean of the 3)",
-                        statistics.mean(per[t][1] for t in OURS), "ms", "lineinfile's", line_host)
-            figures.add("fleet", f"{n} hosts, {kind}: SSH sessions of one of our tasks, per host",
-                        statistics.mean(per[t][2] for t in OURS), "", "lineinfile's", line_sessions)
+                for i, p in enumerate((True, False) if k % 2 == 0 else (False, True)):
+                    jobs = list(JOBS) if p or n == min(sizes) else ["collection", "builtin"]
+                    order = k + i
+                    f.reset()
+                    runs[(p, "first run")].append(f.play(p, jobs, order, True))
+                    runs[(p, "rerun")].append(f.play(p, jobs, order, False))
+        for (p, kind), results in runs.items():
+            per = {t: {m: statistics.median(r[t][m] for r in results) for m in METRICS}
+                   for t in results[0]}
+            report(figures, n, p, kind, per, size)
+            task_rows(figures, n, p, kind, per)
+    figures.tables["fleet"] = task_table(figures)
+
+
+def pipelining_word(on):
+    return "pipelining on" if on else "pipelining off"
+
+
+def mean(per, tasks, metric):
+    return statistics.mean(per[t][metric] for t in tasks)
+
+
+def report(F, n, p, kind, per, size):
+    """The figures of one (hosts, pipelining, run) against their anchors and
+    the budgets (BUDGETS; the time and sessions budgets with pipelining on
+    only). A host's first collection task of a first run installs the
+    binary: the budgets of time, sessions and bytes per task are for the
+    tasks after it, the install's bytes have their own."""
+    coll, binary = TASKS["collection"], TASKS["binary"]
+    has_binary = binary[0] in per
+    first = kind == "first run"
+    later = coll[1:] if first else coll
+    which = "after the install (mean of the 2)" if first else "(mean of the 3)"
+    line = per[LINEINFILE]
+    at = f"{n} hosts, {pipelining_word(p)}, {kind}"
+    limit = BUDGETS["fleet_task_vs_lineinfile"]
+    x = mean(per, later, "ms")
+    F.add("fleet", f"{at}: collection task {which}, per host", x, "ms", "lineinfile task, per host", line["ms"],
+          *((f"≤ {limit} × lineinfile", x <= limit * line["ms"]) if p else ("", None)))
+    if first:
+        F.add("fleet", f"{at}: a host's first collection task (with the install), per host", per[coll[0]]["ms"],
+              "ms", "lineinfile task, per host", line["ms"])
+    if has_binary:
+        F.add("fleet", f"{at}: binary-module task (mean of the 3), per host", mean(per, binary, "ms"), "ms",
+              "lineinfile task, per host", line["ms"])
+        F.add("fleet", f"{at}: collection task {which} against binary-module task, per host", x, "ms",
+              "binary-module task (mean of the 3)", mean(per, binary, "ms"))
+    F.add("fleet", f"{at}: time on the host of a collection task {which}", mean(per, later, "host_ms"), "ms",
+          "lineinfile's", line["host_ms"])
+    limit = BUDGETS["fleet_sessions_per_task"]
+    x = mean(per, later, "sessions")
+    F.add("fleet", f"{at}: SSH sessions of a collection task {which}, per host", x, "", "lineinfile's",
+          line["sessions"], *((f"≤ {limit:g}", x <= limit) if p else ("", None)))
+    if first:
+        F.add("fleet", f"{at}: SSH sessions of a host's first collection task (with the install)",
+              per[coll[0]]["sessions"], "", "lineinfile's", line["sessions"])
+    if has_binary:
+        F.add("fleet", f"{at}: SSH sessions of a binary-module task, per host", mean(per, binary, "sessions"), "",
+              "lineinfile's", line["sessions"])
+    limit = BUDGETS["fleet_task_bytes"]
+    x = mean(per, later, "tx")
+    F.add("fleet", f"{at}: bytes sent for a collection task {which}, per host", x, "bytes", "the binary", size,
+          f"no copy: ≤ {limit:g} × the binary", x <= limit * size)
+    if first:
+        lo, hi = BUDGETS["fleet_install_bytes"]
+        x = per[coll[0]]["tx"]
+        F.add("fleet", f"{at}: bytes sent for a host's first collection task (with the install)", x, "bytes",
+              "the binary", size, f"one copy: {lo:g} to {hi:g} × the binary", lo * size <= x <= hi * size)
+    if has_binary:
+        F.add("fleet", f"{at}: bytes sent for a binary-module task, per host", mean(per, binary, "tx"), "bytes",
+              "the binary", size)
+
+
+def task_rows(F, n, p, kind, per):
+    """Every task's figures (and each job's, the sum of its three), kept in
+    F.data["fleet_tasks"] (bench/run --json writes them)."""
+    rows = F.data.setdefault("fleet_tasks", [])
+    for job, (label, _, _) in JOBS.items():
+        names = TASKS[job]
+        if names[0] not in per:
+            continue
+        for t in names + ["job"]:
+            vals = per[t] if t != "job" else {m: sum(per[x][m] for x in names) for m in METRICS}
+            rows.append(dict(hosts=n, pipelining=p, job=label, task=t, run=kind, **vals))
+
+
+def task_table(F):
+    """The per-task table printed under the fleet section's figures: one
+    line per hosts, pipelining, job and task, first run and rerun."""
+    by = {}
+    for r in F.data.get("fleet_tasks", []):
+        by.setdefault((r["hosts"], r["pipelining"], r["job"], r["task"]), {})[r["run"]] = r
+    out = ["", "Each task, per host (medians; KiB sent: by the controller on the host's SSH connection; "
+           "the job: its three tasks):", "",
+           "| hosts | pipelining | job | task | first run: ms | on host, ms | sessions | KiB sent "
+           "| rerun: ms | on host, ms | sessions | KiB sent |",
+           "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (n, p, label, t), runs in by.items():
+        cells = []
+        for kind in KINDS:
+            v = runs.get(kind)
+            cells += [f"{v['ms']:,.0f}", f"{v['host_ms']:,.0f}", f"{v['sessions']:.2f}",
+                      f"{v['tx'] / 1024:,.1f}"] if v else [""] * 4
+        name = "**the job**" if t == "job" else t.split(" ", 1)[1]
+        out.append(f"| {n} | {'on' if p else 'off'} | {label} | {name} | " + " | ".join(cells) + " |")
+    if len({r["hosts"] for r in F.data.get("fleet_tasks", [])}) > 1:
+        out += ["", "The binary modules run with pipelining off on the fewest hosts only: ansible-core never "
+                "pipelines a binary module (the same sessions and bytes as with pipelining on)."]
+    return out
