@@ -192,8 +192,8 @@ class Fleet:
         env = dict(os.environ, ANSIBLE_CONFIG=self.config(pipelining), XENPCI_BENCH_TIMES=times,
                    XENPCI_BENCH_SSH_PORT=str(self.port), PATH=f"{self.venv}/bin:{os.environ['PATH']}")
         argv = [f"{self.venv}/bin/ansible-playbook", book]
-        self.figures.command("fleet", argv, {"ANSIBLE_CONFIG": env["ANSIBLE_CONFIG"],
-                                             "XENPCI_BENCH_SSH_PORT": str(self.port)})
+        self.figures.command("fleet", argv, {k: env[k] for k in ("ANSIBLE_CONFIG", "XENPCI_BENCH_TIMES",
+                                                                 "XENPCI_BENCH_SSH_PORT")})
         p = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         res = json.load(open(times)) if os.path.exists(times) else {"failures": ["no timings written"]}
         if p.returncode != 0 or res["failures"]:
