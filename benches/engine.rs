@@ -113,6 +113,8 @@ fn vf_request(host: &SimHost) -> AssignRequest {
         persistent: false,
         force: false,
         method: Method::Auto,
+        detached: Vec::new(),
+        unhide: Vec::new(),
     }
 }
 

@@ -241,12 +241,7 @@ fn diffs(plan: &assignable::Plan, devices: &[DeviceResult], check: bool) -> Vec<
     // The modprobe.d file always, the other boot files when they change.
     for f in &plan.boot.files {
         if f.file == host::ManagedFile::ModprobeHide || f.before != f.after {
-            diff.push(Diff {
-                before_header: f.file.path().into(),
-                after_header: f.file.path().into(),
-                before: f.before.clone().unwrap_or_default(),
-                after: f.after.clone().unwrap_or_default(),
-            });
+            diff.push(Diff::from(f));
         }
     }
     diff
@@ -320,6 +315,8 @@ fn request(args: Args) -> Result<AssignRequest, Failure> {
         persistent: args.persistent,
         force: args.force,
         method: args.method,
+        detached: Vec::new(),
+        unhide: Vec::new(),
     })
 }
 

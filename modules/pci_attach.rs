@@ -307,6 +307,7 @@ fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
         state: args.state,
         force: args.force,
         check: mode.check,
+        ready: Vec::new(),
     })
 }
 

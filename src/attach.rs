@@ -57,6 +57,9 @@ pub struct AttachRequest {
     pub force: bool,
     /// Check mode: a device not assignable yet is a warning, not a failure.
     pub check: bool,
+    /// Devices an earlier step of the same plan makes assignable (or frees
+    /// from another guest): not checked against the host as it is now.
+    pub ready: Vec<Bdf>,
 }
 
 /// The plan: the guest, what it holds, and the xl commands to run.
@@ -241,7 +244,7 @@ pub fn plan(host: &mut dyn Host, req: &AttachRequest) -> Result<Plan, AttachErro
                     check_guest_can_take(host, &domain)?;
                     guest_checked = true;
                 }
-                for b in &bdfs {
+                for b in bdfs.iter().filter(|b| !req.ready.contains(b)) {
                     let ready = if spec.seize == Some(true) {
                         check_seizable(host, b)
                     } else {
@@ -306,7 +309,7 @@ fn check_guest_can_take(host: &dyn Host, domain: &Domain) -> Result<(), AttachEr
 
 /// The host functions a spec names (`name=` looked up in libxl's records,
 /// `*` expanded to the functions present).
-fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachError> {
+pub fn host_functions(host: &dyn Host, spec: &PciSpec) -> Result<Vec<Bdf>, AttachError> {
     match &spec.device {
         Device::Name(name) => {
             for node in host.xs_directory("/libxl/pci")? {

@@ -369,6 +369,8 @@ fn real_side_assignable_name_is_one_argument() {
             persistent: false,
             force: false,
             method: Method::Xl,
+            detached: Vec::new(),
+            unhide: Vec::new(),
         };
         assignable::check_name(&name).expect("xl takes the name");
         let plan = assignable::plan(&host, &req).expect("plan");
@@ -409,6 +411,7 @@ fn real_side_attach_spec_is_one_argument() {
             state: AttachState::Present,
             force: false,
             check: false,
+            ready: Vec::new(),
         };
         let plan = attach::plan(&mut host, &req).expect("plan");
         attach::apply(&mut host, &plan).expect("apply");

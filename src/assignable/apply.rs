@@ -40,6 +40,9 @@ pub struct ApplyFailure {
     /// How many devices of the plan, in order, had all their steps done:
     /// those are where they were asked to go.
     pub devices_done: usize,
+    /// The device whose step failed and that could not be put back where
+    /// it was (its rollback failed too).
+    pub stranded: Option<Bdf>,
 }
 
 impl From<HostError> for Box<ApplyFailure> {
@@ -81,7 +84,7 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
         .map_err(|e| fail(e.into(), &done.actions, None))?;
     for (i, d) in plan.devices.iter().enumerate() {
         if let Err((error, command)) = run_device(host, d, &mut record, &mut done) {
-            let error = roll_back(
+            let (error, back) = roll_back(
                 host,
                 plan,
                 i,
@@ -92,6 +95,7 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
             );
             let mut f = fail(error, &done.actions, command);
             f.devices_done = i;
+            f.stranded = (!back).then_some(d.bdf);
             return Err(f);
         }
     }
@@ -122,7 +126,7 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
 /// device back on its driver, then writes the record without it (once it is
 /// back on its own driver, our note of that driver is stale) and without the
 /// devices not reached (as they were before the run). Returns the error to
-/// report.
+/// report, and whether the device is back where it was.
 fn roll_back(
     host: &mut dyn Host,
     plan: &Plan,
@@ -131,7 +135,7 @@ fn roll_back(
     record: &mut DriverRecord,
     actions: &mut Vec<String>,
     error: AssignError,
-) -> AssignError {
+) -> (AssignError, bool) {
     let d = &plan.devices[failed];
     for later in &plan.devices[failed + 1..] {
         record.reset_to(&later.bdf, before);
@@ -141,19 +145,19 @@ fn roll_back(
         original: d.original.as_deref(),
         xl_restore: d.xl_restore.as_deref(),
     };
-    let (error, forgot) = match restore(host, &back, actions) {
-        Ok(()) if d.original.as_deref() != Some(PCIBACK) => (error, record.forget(&d.bdf)),
-        Ok(()) => (error, false),
+    let (error, forgot, back) = match restore(host, &back, actions) {
+        Ok(()) if d.original.as_deref() != Some(PCIBACK) => (error, record.forget(&d.bdf), true),
+        Ok(()) => (error, false, true),
         Err(e) => {
             let error = AssignError::Invalid(format!(
                 "{error}; putting {} back on {} failed too: {e}",
                 d.bdf,
                 d.original.as_deref().unwrap_or("no driver")
             ));
-            (error, false)
+            (error, false, false)
         }
     };
-    match record.save(host) {
+    let error = match record.save(host) {
         Ok(()) => {
             if forgot {
                 actions.push(format!("rollback: {}", Step::ForgetDriver(d.bdf)));
@@ -167,7 +171,8 @@ fn roll_back(
             "{error}; writing {} failed too: {e}",
             ManagedFile::DriverRecord.path()
         )),
-    }
+    };
+    (error, back)
 }
 
 fn fail(
@@ -180,6 +185,7 @@ fn fail(
         actions: actions.to_vec(),
         command,
         devices_done: 0,
+        stranded: None,
     })
 }
 
@@ -376,6 +382,14 @@ fn restore(
         }
         host.dev_reprobe(&bdf)?;
         step(Step::Reprobe(bdf), actions);
+        // A reprobe that found no driver leaves the device without one:
+        // the failure must say so.
+        let after = host.pci_device(&bdf)?.and_then(|p| p.driver);
+        if after.is_none() {
+            return Err(HostError::Other(format!(
+                "binding {bdf} to {orig} failed, and the reprobe left it without a driver"
+            )));
+        }
     }
     Ok(())
 }

@@ -88,6 +88,9 @@ pub fn plan_boot(
     for d in devices {
         conf.set(d.bdf, req.state == AssignState::Present);
     }
+    for b in &req.unhide {
+        conf.set(*b, false);
+    }
     if req.state == AssignState::Present {
         warn_virtual_functions(host, devices, warnings)?;
     }
@@ -293,14 +296,14 @@ fn reboot_reasons(
 
 /// A failed boot step: the error, and the command's run when it was the
 /// initramfs rebuild.
-pub(super) type BootFailure = (AssignError, Option<Box<CommandOutput>>);
+pub type BootFailure = (AssignError, Option<Box<CommandOutput>>);
 
 /// Runs the boot steps, after the devices, noting each in `actions`. The
 /// initramfs carries a copy of the boot files, so a rebuild is pending from
 /// the first file change until the rebuild succeeds: a marker file says so,
 /// and a later run that finds it rebuilds (see [`plan_boot`]), even if this
 /// one is killed between.
-pub(super) fn apply_boot(
+pub fn apply_boot(
     host: &mut dyn Host,
     steps: &[BootStep],
     actions: &mut Vec<String>,

@@ -43,7 +43,7 @@ pub(super) fn plan_remove(
         }
         return Ok(unchanged);
     }
-    if ctx.toolstack {
+    if ctx.toolstack && !req.detached.contains(&bdf) {
         if let Some(domid) = host.xs_read(&xs_pci_path(&bdf, Some("domid")))? {
             return Err(AssignError::Attached { bdf, domid });
         }

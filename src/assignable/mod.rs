@@ -85,6 +85,12 @@ pub struct AssignRequest {
     pub force: bool,
     /// How to reach pciback.
     pub method: Method,
+    /// Devices an earlier step of the same plan detaches from their guest:
+    /// not refused as attached.
+    pub detached: Vec<Bdf>,
+    /// With `persistent` and `present`: devices a later step of the same
+    /// plan gives back, dropped from the hide list in the same boot files.
+    pub unhide: Vec<Bdf>,
 }
 
 /// One host call of a plan.

@@ -6,11 +6,13 @@
 //! host changed carries what was done ([`Failure::after`]).
 
 use super::report::{Diff, Failure};
+use crate::assignable::BootFile;
 use crate::assignable::{ApplyFailure, AssignError};
 use crate::attach::AttachError;
 use crate::domcfg::{DomCfgError, EditFailure, FileEdit};
 use crate::fileio::{CommandOutput, ValidateError};
 use crate::host::HostError;
+use crate::passthrough::{Failed, PassthroughError};
 use crate::spec::ListError;
 
 /// `f` with the keys of the command that failed.
@@ -94,6 +96,57 @@ impl From<&FileEdit> for Diff {
             after_header: header,
             before: String::from_utf8_lossy(&edit.before).into_owned(),
             after: String::from_utf8_lossy(&edit.plan.after).into_owned(),
+        }
+    }
+}
+
+impl From<PassthroughError> for Failure {
+    fn from(e: PassthroughError) -> Self {
+        match e {
+            PassthroughError::Invalid(m) => Failure::msg(m),
+            PassthroughError::Assign(e) => e.into(),
+            PassthroughError::Attach(e) => e.into(),
+            PassthroughError::Config(e) => e.into(),
+            PassthroughError::Host(e) => e.into(),
+        }
+    }
+}
+
+impl From<Box<Failed>> for Failure {
+    /// A failed passthrough run: the error, then what was done, what undid
+    /// it and what could not be undone. `changed` stays true when a step was
+    /// done, undone or not: the host went through changes.
+    fn from(f: Box<Failed>) -> Self {
+        let Failed {
+            error,
+            done,
+            undone,
+            not_undone,
+        } = *f;
+        let mut out = Failure::from(error);
+        let mut actions = done;
+        actions.extend(undone.iter().map(|a| format!("undo: {a}")));
+        out = out.after(&actions);
+        if !undone.is_empty() || !not_undone.is_empty() {
+            let tail = if not_undone.is_empty() {
+                " (every step done before was undone)".to_string()
+            } else {
+                format!(" (could not undo: {})", not_undone.join("; "))
+            };
+            out.msg.push_str(&tail);
+        }
+        out.with("undone", undone).with("not_undone", not_undone)
+    }
+}
+
+impl From<&BootFile> for Diff {
+    /// A boot file's before/after (an absent file is empty).
+    fn from(f: &BootFile) -> Self {
+        Diff {
+            before_header: f.file.path().into(),
+            after_header: f.file.path().into(),
+            before: f.before.clone().unwrap_or_default(),
+            after: f.after.clone().unwrap_or_default(),
         }
     }
 }

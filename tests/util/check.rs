@@ -15,7 +15,24 @@ fn without(result: &Value, keys: &[&str]) -> Value {
     let mut v = result.clone();
     if let Some(o) = v.as_object_mut() {
         for k in keys {
-            o.remove(*k);
+            // `list[].key`: that key of each item of the list.
+            match k.split_once("[].") {
+                Some((list, key)) => {
+                    for item in o
+                        .get_mut(list)
+                        .and_then(Value::as_array_mut)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(item) = item.as_object_mut() {
+                            item.remove(key);
+                        }
+                    }
+                }
+                None => {
+                    o.remove(*k);
+                }
+            }
         }
     }
     v
