@@ -8,6 +8,7 @@
 //! in it once.
 
 pub mod domain_pci_config;
+pub mod passthrough;
 pub mod pci_assignable;
 pub mod pci_attach;
 pub mod pci_info;
@@ -55,6 +56,7 @@ macro_rules! modules {
 
 modules!(
     domain_pci_config::DomainPciConfig,
+    passthrough::Passthrough,
     pci_assignable::PciAssignable,
     pci_attach::PciAttach,
     pci_info::PciInfo,

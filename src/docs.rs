@@ -165,10 +165,21 @@ fn paragraphs(text: &str) -> Vec<String> {
 
 fn option(root: &Value, p: &Value) -> Map<String, Value> {
     let mut o = Map::new();
-    o.insert(
-        "description".into(),
-        json!(paragraphs(description(root, p))),
-    );
+    let mut text = paragraphs(description(root, p));
+    // A mapping whose keys are the user's (guest names, say): Ansible's
+    // suboptions cannot say it, so each value's keys are described in words.
+    if let Some(value) = resolve(root, p)
+        .get("additionalProperties")
+        .filter(|v| v.is_object())
+    {
+        let value = resolve(root, value);
+        for (key, sub) in props(value) {
+            let (ty, _, _) = ansible_type(root, sub);
+            let what = paragraphs(description(root, sub)).join(" ");
+            text.push(format!("Each value's `{key}` ({ty}): {what}"));
+        }
+    }
+    o.insert("description".into(), json!(text));
     let (ty, elements, choices) = ansible_type(root, p);
     o.insert("type".into(), json!(ty));
     if let Some(e) = elements {

@@ -54,6 +54,7 @@ pub mod host;
 // a module.
 #[path = "../modules/mod.rs"]
 pub mod modules;
+pub mod passthrough;
 pub mod protocol;
 pub mod spec;
 pub mod xlcfg;

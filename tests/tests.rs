@@ -11,6 +11,7 @@ mod edit_props;
 mod injection;
 mod multicall;
 mod oracle;
+mod passthrough;
 mod pci_assignable;
 mod pci_attach;
 mod pci_info;
