@@ -332,7 +332,12 @@ fn diffs(plan: &Plan, check: bool) -> Vec<Diff> {
             } else {
                 devices
             };
-            lines.push_str(&format!("{}{running}: {}\n", g.name, shown.join(" ")));
+            let shown = if shown.is_empty() {
+                "(none)".to_string()
+            } else {
+                shown.join(" ")
+            };
+            lines.push_str(&format!("{}{running}: {shown}\n", g.name));
         }
         lines
     };
