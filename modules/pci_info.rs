@@ -1,5 +1,7 @@
 //! pci_info: PCI pass-through facts of a dom0.
 
+use std::path::PathBuf;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +19,20 @@ use crate::spec;
 /// pci_assignable says about each: every reason it would refuse to take the
 /// device from dom0. Devices whose kernel log shows pciback refusing a
 /// guest's write to a read-only config-space field get a hint to set
-/// `permissive`. Changes nothing; `XENPCI_HOST=FILE` reads a simulated dom0.
+/// `permissive`. With `config_dir`, `drift` says where running guests and
+/// their configs disagree. Changes nothing; `XENPCI_HOST=FILE` reads a
+/// simulated dom0.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Args {
     /// Only these devices (`[DDDD:]BB:DD.F`, `BB:DD.*`); all when empty.
     #[serde(default)]
     devices: OneOrMany<String>,
+    /// A folder of xl domain configs named after their guests
+    /// (`/etc/xen`): each running guest's `NAME.cfg` there is compared
+    /// with what the guest holds, in `xen_pci.drift` (a device attached but
+    /// not in the config, or in the config but not attached).
+    #[serde(default)]
+    config_dir: Option<PathBuf>,
 }
 
 /// The module's own keys of the result.
@@ -52,7 +62,7 @@ impl Module for PciInfo {
     fn run(args: Args, _mode: &Mode) -> Result<Outcome<Facts>, Failure> {
         let filter = spec::pattern_list(&args.devices.into_vec())?;
         let host = host::open()?;
-        let facts = facts::gather(host.as_ref(), &filter)?;
+        let facts = facts::gather(host.as_ref(), &filter, args.config_dir.as_deref())?;
         Ok(Outcome {
             changed: false,
             msg: format!(

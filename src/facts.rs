@@ -3,14 +3,18 @@
 //! what, what the dom0 guard says of each device, and hints from the kernel
 //! log. Reads the host, changes nothing.
 
+use std::path::Path;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::assignable::{self, AssignableDevice};
 use crate::bdf::{Bdf, BdfPattern};
 use crate::bootcfg::ModprobeConf;
+use crate::fileio;
 use crate::guard;
 use crate::host::{self, xs_pci_path, Domain, Host, HostError, PciDevice};
+use crate::passthrough;
 
 /// One PCI function.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -55,11 +59,20 @@ pub struct XenPci {
     pub assignable: Vec<AssignableDevice>,
     /// The running domains.
     pub domains: Vec<Domain>,
+    /// With a folder of domain configs: where a running guest and its
+    /// config (`NAME.cfg` there) disagree, one sentence each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Vec<String>>,
 }
 
 /// The facts of `host`'s devices (those `filter` matches; all when it is
-/// empty).
-pub fn gather(host: &dyn Host, filter: &[BdfPattern]) -> Result<XenPci, HostError> {
+/// empty), and with `config_dir` the drift between each running guest and
+/// its config there.
+pub fn gather(
+    host: &dyn Host,
+    filter: &[BdfPattern],
+    config_dir: Option<&Path>,
+) -> Result<XenPci, HostError> {
     let assignable = assignable::assignable_list(host)?;
     let toolstack = host.toolstack_running()?;
     let log = host.kernel_log().unwrap_or_default();
@@ -68,6 +81,7 @@ pub fn gather(host: &dyn Host, filter: &[BdfPattern]) -> Result<XenPci, HostErro
         .map(|b| ModprobeConf::parse(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
     let mut devices = Vec::new();
+    let mut held: Vec<(u32, Bdf)> = Vec::new();
     for d in host.pci_devices()? {
         if !filter.is_empty() && !filter.iter().any(|p| p.matches(&d.bdf)) {
             continue;
@@ -78,21 +92,51 @@ pub fn gather(host: &dyn Host, filter: &[BdfPattern]) -> Result<XenPci, HostErro
         } else {
             None
         };
+        held.extend(domid.map(|id| (id, d.bdf)));
         let used = host.dom0_use(&d.bdf)?;
         let mut facts = facts_of(&d, &assignable, domid, &used, &log);
         facts.hidden_at_boot = boot.contains(&d.bdf);
         devices.push(facts);
     }
+    // Without the toolstack there is nobody to ask about guests.
+    let domains = if toolstack {
+        host.domains()?
+    } else {
+        Vec::new()
+    };
+    let drift = config_dir.map(|dir| drift(dir, &domains, &held));
     Ok(XenPci {
         devices,
         assignable,
-        // Without the toolstack there is nobody to ask about guests.
-        domains: if toolstack {
-            host.domains()?
-        } else {
-            Vec::new()
-        },
+        domains,
+        drift,
     })
+}
+
+/// Each running guest against `DIR/NAME.cfg`; a guest without one there
+/// has nothing to disagree with.
+fn drift(dir: &Path, domains: &[Domain], held: &[(u32, Bdf)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in domains.iter().filter(|d| d.domid != 0) {
+        let path = dir.join(format!("{}.cfg", d.name));
+        let Ok(Some(bytes)) = fileio::read_file(&path, fileio::DEFAULT_MAX_SIZE) else {
+            continue;
+        };
+        let mine: Vec<Bdf> = held
+            .iter()
+            .filter(|(id, _)| *id == d.domid)
+            .map(|(_, b)| *b)
+            .collect();
+        match passthrough::config_bdfs(&bytes, &path) {
+            Some(listed) => out.extend(passthrough::config_drift(&d.name, &path, &mine, &listed)),
+            None => out.push(format!(
+                "{}: {} is not a config xl reads",
+                d.name,
+                path.display()
+            )),
+        }
+    }
+    out
 }
 
 fn facts_of(

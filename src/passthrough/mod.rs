@@ -16,7 +16,7 @@ mod apply;
 pub use apply::{apply, Applied, Failed};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -410,21 +410,13 @@ fn plan_assign(
 fn drift(guests: &[GuestPlan], owner: &BTreeMap<Bdf, String>) -> Vec<String> {
     let mut out = Vec::new();
     for g in guests {
-        let listed = g.config.as_ref().and_then(config_bdfs);
+        let listed = g
+            .config
+            .as_ref()
+            .and_then(|c| config_bdfs(&c.before, &c.target));
         if let (Some(_), Some(listed), Some(c)) = (&g.domain, &listed, &g.config) {
-            let path = c.target.display();
-            for d in g.before.iter().filter(|d| !listed.contains(&d.bdf)) {
-                out.push(format!(
-                    "{}: {} is attached but not in {path}",
-                    g.name, d.bdf
-                ));
-            }
-            for b in listed
-                .iter()
-                .filter(|b| !g.before.iter().any(|d| d.bdf == **b))
-            {
-                out.push(format!("{}: {b} is in {path} but not attached", g.name));
-            }
+            let held: Vec<Bdf> = g.before.iter().map(|d| d.bdf).collect();
+            out.extend(config_drift(&g.name, &c.target, &held, listed));
         }
         if g.domain.is_some() {
             for d in g
@@ -451,10 +443,26 @@ fn drift(guests: &[GuestPlan], owner: &BTreeMap<Bdf, String>) -> Vec<String> {
     out
 }
 
-/// The BDFs a config's pci list names now (names and `*` aside).
-fn config_bdfs(c: &domcfg::PreparedEdit) -> Option<Vec<Bdf>> {
-    let cfg = XlConfig::parse(&c.before).ok()?;
-    let pci = PciConfig::read(&cfg, &c.target).ok()?;
+/// Where a running guest and its config disagree: one sentence per device
+/// it holds that the config does not list, and per device listed that it
+/// does not hold.
+pub fn config_drift(guest: &str, path: &Path, held: &[Bdf], listed: &[Bdf]) -> Vec<String> {
+    let path = path.display();
+    let mut out = Vec::new();
+    for b in held.iter().filter(|b| !listed.contains(b)) {
+        out.push(format!("{guest}: {b} is attached but not in {path}"));
+    }
+    for b in listed.iter().filter(|b| !held.contains(b)) {
+        out.push(format!("{guest}: {b} is in {path} but not attached"));
+    }
+    out
+}
+
+/// The BDFs the pci list of a config file's bytes names (names and `*`
+/// aside); `None` when xl would not read it.
+pub fn config_bdfs(bytes: &[u8], path: &Path) -> Option<Vec<Bdf>> {
+    let cfg = XlConfig::parse(bytes).ok()?;
+    let pci = PciConfig::read(&cfg, path).ok()?;
     Some(
         pci.devices()
             .iter()
