@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::bool_lenient;
 use crate::attach::{self, GuestDevice};
 use crate::bdf::Bdf;
-use crate::domcfg::{EditedFile, WriteSpec};
+use crate::domcfg::{ConfigResult, EditedFile, FileEdit, PreparedEdit, WriteSpec};
 use crate::host;
 use crate::passthrough::{self, GuestRequest, Plan, Request, Unlisted};
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
@@ -85,16 +85,6 @@ pub struct GuestArgs {
     /// running needs it.
     #[serde(default)]
     config: Option<PathBuf>,
-}
-
-/// A guest's config in the result.
-#[derive(Debug, Serialize, JsonSchema)]
-struct ConfigResult {
-    /// The file and its pci list after the run (in check mode: as planned).
-    #[serde(flatten)]
-    file: EditedFile,
-    /// Whether the file changed (or would, in check mode).
-    changed: bool,
 }
 
 /// One guest in the result.
@@ -186,26 +176,25 @@ impl Module for Passthrough {
             .iter()
             .map(|g| (g.domain.clone(), g.before.clone()))
             .collect();
-        let (actions, edits): (Vec<String>, Vec<Option<(EditedFile, bool)>>) =
-            if mode.check || !changed {
-                let actions = plan.actions(&write);
-                let edits = plan
-                    .guests
-                    .iter()
-                    .map(|g| g.config.as_ref().map(planned_file))
-                    .collect();
-                (actions, edits)
-            } else {
-                let applied =
-                    host::apply_and_commit(host.as_mut(), |h| passthrough::apply(h, plan, &write))?;
-                warnings.extend(applied.warnings);
-                let edits = applied
-                    .edits
-                    .iter()
-                    .map(|e| e.as_ref().map(|e| (e.edited_file(), e.plan.changed())))
-                    .collect();
-                (applied.actions, edits)
-            };
+        let (actions, edits): (Vec<String>, Vec<Option<ConfigResult>>) = if mode.check || !changed {
+            let actions = plan.actions(&write);
+            let edits = plan
+                .guests
+                .iter()
+                .map(|g| g.config.as_ref().map(planned_file))
+                .collect();
+            (actions, edits)
+        } else {
+            let applied =
+                host::apply_and_commit(host.as_mut(), |h| passthrough::apply(h, plan, &write))?;
+            warnings.extend(applied.warnings);
+            let edits = applied
+                .edits
+                .iter()
+                .map(|e| e.as_ref().map(FileEdit::config_result))
+                .collect();
+            (applied.actions, edits)
+        };
         let ran = !mode.check && changed;
         let mut guests = Vec::new();
         for ((name, (domain, before)), edit) in summary.names.iter().zip(befores).zip(edits) {
@@ -219,7 +208,7 @@ impl Module for Passthrough {
                 domid: domain.map(|d| d.domid),
                 devices_before: before,
                 devices_after: after,
-                config: edit.map(|(file, changed)| ConfigResult { file, changed }),
+                config: edit,
             });
         }
         if !mode.diff {
@@ -262,13 +251,15 @@ fn request(args: Args, mode: &Mode) -> Result<Request, Failure> {
 }
 
 /// A planned edit as the result reports it (check mode, or no change).
-fn planned_file(c: &crate::domcfg::PreparedEdit) -> (EditedFile, bool) {
-    let file = EditedFile {
-        path: c.target.display().to_string(),
-        devices: c.plan.devices.iter().map(|d| d.to_string()).collect(),
-        backup_file: None,
-    };
-    (file, c.plan.changed())
+fn planned_file(c: &PreparedEdit) -> ConfigResult {
+    ConfigResult {
+        file: EditedFile {
+            path: c.target.display().to_string(),
+            devices: c.plan.devices.iter().map(|d| d.to_string()).collect(),
+            backup_file: None,
+        },
+        changed: c.plan.changed(),
+    }
 }
 
 /// The counts the message is made of, taken before the plan runs.

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::args::{bool_lenient, OneOrMany};
 use crate::attach::{self, AttachRequest, AttachState, GuestDevice};
-use crate::domcfg::{self, EditSpec, EditedFile, ListState, PciRequest, WriteSpec};
+use crate::domcfg::{self, ConfigResult, EditSpec, ListState, PciRequest, WriteSpec};
 use crate::host;
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
 use crate::spec::{self, Device, PciSpec, SpecArg};
@@ -57,16 +57,6 @@ pub struct Args {
     /// With `config`: keep a timestamped copy of the old file.
     #[serde(default, deserialize_with = "bool_lenient")]
     backup: bool,
-}
-
-/// The config file part of the result.
-#[derive(Debug, Serialize, JsonSchema)]
-struct ConfigResult {
-    /// The file and its pci list.
-    #[serde(flatten)]
-    file: EditedFile,
-    /// Whether the file changed (or would, in check mode).
-    changed: bool,
 }
 
 /// The module's own keys of the result.
@@ -146,7 +136,7 @@ impl Module for PciAttach {
             actions.extend(edit.actions.iter().cloned());
             warnings.extend(edit.plan.warnings.iter().cloned());
             diff.push(Diff::from(&edit));
-            config_result(&edit)
+            edit.config_result()
         });
         let after = if ran.is_empty() {
             plan.before.clone()
@@ -196,14 +186,6 @@ fn finish_config(
     })
 }
 
-/// The config file's part of the result.
-fn config_result(edit: &domcfg::FileEdit) -> ConfigResult {
-    ConfigResult {
-        file: edit.edited_file(),
-        changed: edit.plan.changed(),
-    }
-}
-
 /// The failure of a hot-plug, `f`, with the config file, if any, brought
 /// to what the guest took: when some commands ran before the failure, the
 /// file gets the devices whose commands all ran (and those the guest
@@ -230,7 +212,7 @@ fn hotplug_failed(
         match written {
             Ok(edit) => {
                 f.actions.extend(edit.actions.iter().cloned());
-                file = Some(json!(config_result(&edit)));
+                file = Some(json!(edit.config_result()));
             }
             Err(e) => {
                 f.msg

@@ -43,8 +43,8 @@ mod write;
 
 pub use host_devices::HostDevices;
 pub use write::{
-    edit_file, prepare, EditFailure, EditSpec, EditedFile, FileEdit, PreparedEdit, Staged,
-    WriteSpec, Written,
+    edit_file, prepare, ConfigResult, EditFailure, EditSpec, EditedFile, FileEdit, PreparedEdit,
+    Staged, WriteSpec, Written,
 };
 
 /// The `pci_*` keys that set per-device defaults, with their option names.

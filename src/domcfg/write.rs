@@ -76,7 +76,25 @@ pub struct EditedFile {
     pub backup_file: Option<String>,
 }
 
+/// A config file in a module's result: the file and whether it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ConfigResult {
+    /// The file and its pci list.
+    #[serde(flatten)]
+    pub file: EditedFile,
+    /// Whether the file changed (or would, in check mode).
+    pub changed: bool,
+}
+
 impl FileEdit {
+    /// The file as a module's result reports it.
+    pub fn config_result(&self) -> ConfigResult {
+        ConfigResult {
+            file: self.edited_file(),
+            changed: self.plan.changed(),
+        }
+    }
+
     /// The file as the results report it.
     pub fn edited_file(&self) -> EditedFile {
         EditedFile {
