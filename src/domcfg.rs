@@ -32,8 +32,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::bdf::Bdf;
 use crate::fileio::{FileError, ValidateError};
-use crate::spec::{PciDefaults, PciSpec, SpecError};
+use crate::spec::{Device, PciDefaults, PciSpec, SpecError};
 use crate::xlcfg::edit::{Editor, ItemChange};
 use crate::xlcfg::{CfgError, Node, Value, XlConfig};
 
@@ -382,4 +383,35 @@ fn verify(
         )));
     }
     Ok(got)
+}
+
+/// Where a running guest and its config disagree: one sentence per device
+/// it holds that the config does not list, and per device listed that it
+/// does not hold.
+pub fn config_drift(guest: &str, path: &Path, held: &[Bdf], listed: &[Bdf]) -> Vec<String> {
+    let path = path.display();
+    let mut out = Vec::new();
+    for b in held.iter().filter(|b| !listed.contains(b)) {
+        out.push(format!("{guest}: {b} is attached but not in {path}"));
+    }
+    for b in listed.iter().filter(|b| !held.contains(b)) {
+        out.push(format!("{guest}: {b} is in {path} but not attached"));
+    }
+    out
+}
+
+/// The BDFs the pci list of a config file's bytes names (names and `*`
+/// aside); `None` when xl would not read it.
+pub fn config_bdfs(bytes: &[u8], path: &Path) -> Option<Vec<Bdf>> {
+    let cfg = XlConfig::parse(bytes).ok()?;
+    let pci = PciConfig::read(&cfg, path).ok()?;
+    Some(
+        pci.devices()
+            .iter()
+            .filter_map(|s| match &s.device {
+                Device::Bdf(p) => p.bdf(),
+                Device::Name(_) => None,
+            })
+            .collect(),
+    )
 }

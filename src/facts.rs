@@ -11,10 +11,10 @@ use serde::Serialize;
 use crate::assignable::{self, AssignableDevice};
 use crate::bdf::{Bdf, BdfPattern};
 use crate::bootcfg::ModprobeConf;
+use crate::domcfg;
 use crate::fileio;
 use crate::guard;
 use crate::host::{self, xs_pci_path, Domain, Host, HostError, PciDevice};
-use crate::passthrough;
 
 /// One PCI function.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -127,8 +127,8 @@ fn drift(dir: &Path, domains: &[Domain], held: &[(u32, Bdf)]) -> Vec<String> {
             .filter(|(id, _)| *id == d.domid)
             .map(|(_, b)| *b)
             .collect();
-        match passthrough::config_bdfs(&bytes, &path) {
-            Some(listed) => out.extend(passthrough::config_drift(&d.name, &path, &mine, &listed)),
+        match domcfg::config_bdfs(&bytes, &path) {
+            Some(listed) => out.extend(domcfg::config_drift(&d.name, &path, &mine, &listed)),
             None => out.push(format!(
                 "{}: {} is not a config xl reads",
                 d.name,

@@ -16,17 +16,16 @@ mod apply;
 pub use apply::{apply, Applied, Failed};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::assignable::{self, AssignError, AssignRequest, AssignState, Method};
 use crate::attach::{self, AttachError, AttachRequest, AttachState, GuestDevice};
 use crate::bdf::{Bdf, BdfPattern};
-use crate::domcfg::{self, DomCfgError, EditSpec, HostDevices, ListState, PciConfig, PciRequest};
+use crate::domcfg::{self, DomCfgError, EditSpec, HostDevices, ListState, PciRequest};
 use crate::host::{Domain, Host, HostError, PCIBACK};
 use crate::spec::PciSpec;
-use crate::xlcfg::XlConfig;
 
 /// What happens to devices on pciback that no guest lists.
 #[derive(
@@ -413,10 +412,10 @@ fn drift(guests: &[GuestPlan], owner: &BTreeMap<Bdf, String>) -> Vec<String> {
         let listed = g
             .config
             .as_ref()
-            .and_then(|c| config_bdfs(&c.before, &c.target));
+            .and_then(|c| domcfg::config_bdfs(&c.before, &c.target));
         if let (Some(_), Some(listed), Some(c)) = (&g.domain, &listed, &g.config) {
             let held: Vec<Bdf> = g.before.iter().map(|d| d.bdf).collect();
-            out.extend(config_drift(&g.name, &c.target, &held, listed));
+            out.extend(domcfg::config_drift(&g.name, &c.target, &held, listed));
         }
         if g.domain.is_some() {
             for d in g
@@ -441,37 +440,6 @@ fn drift(guests: &[GuestPlan], owner: &BTreeMap<Bdf, String>) -> Vec<String> {
         }
     }
     out
-}
-
-/// Where a running guest and its config disagree: one sentence per device
-/// it holds that the config does not list, and per device listed that it
-/// does not hold.
-pub fn config_drift(guest: &str, path: &Path, held: &[Bdf], listed: &[Bdf]) -> Vec<String> {
-    let path = path.display();
-    let mut out = Vec::new();
-    for b in held.iter().filter(|b| !listed.contains(b)) {
-        out.push(format!("{guest}: {b} is attached but not in {path}"));
-    }
-    for b in listed.iter().filter(|b| !held.contains(b)) {
-        out.push(format!("{guest}: {b} is in {path} but not attached"));
-    }
-    out
-}
-
-/// The BDFs the pci list of a config file's bytes names (names and `*`
-/// aside); `None` when xl would not read it.
-pub fn config_bdfs(bytes: &[u8], path: &Path) -> Option<Vec<Bdf>> {
-    let cfg = XlConfig::parse(bytes).ok()?;
-    let pci = PciConfig::read(&cfg, path).ok()?;
-    Some(
-        pci.devices()
-            .iter()
-            .filter_map(|s| match &s.device {
-                crate::spec::Device::Bdf(p) => p.bdf(),
-                crate::spec::Device::Name(_) => None,
-            })
-            .collect(),
-    )
 }
 
 fn pattern(b: Bdf) -> BdfPattern {
