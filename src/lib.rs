@@ -34,8 +34,10 @@
 //!    dom0 [`guard`]), [`attach`] (hot-plug into running guests), [`domcfg`]
 //!    (the `pci` list of a config file, written through the safe-file layer
 //!    [`fileio`]: atomic, locked, backed up), [`facts`] (what pci_info
-//!    reports). Check mode stops after the plan; apply runs it and reports
-//!    what was done, a rollback included.
+//!    reports), and [`passthrough`], which plans a whole host over the
+//!    others (what each step knows of the steps before it) and undoes the
+//!    steps done when one fails. Check mode stops after the plan; apply
+//!    runs it and reports what was done, a rollback included.
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod args;
