@@ -3,8 +3,11 @@ hosts, each an address 127.0.0.x of an sshd of our own, with its own
 simulated dom0 and configs.
 
 The same job (make the spare NIC assignable, hot-plug it into vm1, list it
-in vm1's config) is done three ways in the same ansible-playbook run, each
-host acting on its own copies (bench_dir, set by the inventory):
+in vm1's config) is done four ways in the same ansible-playbook run, each
+host acting on its own copies (bench_dir, set by the inventory), each job on
+its own simulated dom0 and config file (dom0-JOB.json and vm1-JOB.cfg; the
+builtin job's dom0 is the xl stub's state folder), so no job sees another's
+changes:
 
   collection  the xen.pci collection (FQCN tasks): text modules that
               ansible-core pipelines, running the host's cached copy of the
@@ -20,15 +23,22 @@ host acting on its own copies (bench_dir, set by the inventory):
               (xl is bench/xl-stub, which only keeps text state: cheaper
               than real xl, so this favours this side), and lineinfile for
               the pci line of the config (a one-line list, which lineinfile
-              can edit; it could not keep a multi-line list intact).
+              can edit; it could not keep a multi-line list intact);
+  passthrough the whole job as one xen.pci.passthrough task (vm1 holds the
+              NIC, now and in its config; `unlisted` is left at keep, so
+              the dom0's other assignable device stays as it is). It shares
+              the host's cached binary with the collection job and runs in
+              the second step, after the collection's first task has
+              installed it: its figures are those of a host whose binary is
+              in place (the install is the collection's first task's).
 
 The play interleaves the jobs task by task (each job's first task, then
-each job's second, ...), in an order that rotates from step to step and
-from run to run, so a change of the machine's load falls on all three.
-Each repetition does a first run (every task changes every host) and a
-rerun (no task changes anything), with pipelining on and with pipelining
-off (two ansible.cfg files that differ only in [ssh_connection]
-pipelining).
+each job's second, ...; the passthrough task among the second tasks), in
+an order that rotates from step to step and from run to run, so a change of
+the machine's load falls on every job. Each repetition does a first run
+(every task changes every host) and a rerun (no task changes anything),
+with pipelining on and with pipelining off (two ansible.cfg files that
+differ only in [ssh_connection] pipelining).
 
 The sshd (root login with a key generated for the run, its own config and
 port: scripts/sshlab.py) runs each client command through
@@ -54,7 +64,9 @@ import sshlab  # noqa: E402
 FLEET = os.path.join(BENCH, "fleet")
 DEV = "0000:03:00.0"
 STEPS = ("pci_assignable", "pci_attach", "domain_pci_config")
-JOBS = {  # job: (what the tables call it, its tasks' environment, [(task name, task)])
+# job: (what the tables call it, its tasks' environment, [(task name, task)]);
+# a task's name is its job's name, a space, and what the tables call it.
+JOBS = {
     "collection": ("ours, collection", {"XENPCI_HOST": "{{ bench_dir }}/dom0-collection.json",
                                         "XENPCI_CACHE_DIR": "{{ bench_dir }}/cache"}, [
         ("collection pci_assignable", {"xen.pci.pci_assignable": {"devices": DEV}}),
@@ -62,10 +74,11 @@ JOBS = {  # job: (what the tables call it, its tasks' environment, [(task name, 
         ("collection domain_pci_config", {"xen.pci.domain_pci_config": {
             "path": "{{ bench_dir }}/vm1-collection.cfg", "devices": DEV}}),
     ]),
-    "binary": ("ours, binary modules", {"XENPCI_HOST": "{{ bench_dir }}/dom0.json"}, [
+    "binary": ("ours, binary modules", {"XENPCI_HOST": "{{ bench_dir }}/dom0-binary.json"}, [
         ("binary pci_assignable", {"pci_assignable": {"devices": DEV}}),
         ("binary pci_attach", {"pci_attach": {"domain": "vm1", "devices": DEV}}),
-        ("binary domain_pci_config", {"domain_pci_config": {"path": "{{ bench_dir }}/vm1.cfg", "devices": DEV}}),
+        ("binary domain_pci_config", {"domain_pci_config": {"path": "{{ bench_dir }}/vm1-binary.cfg",
+                                                            "devices": DEV}}),
     ]),
     "builtin": ("ansible.builtin", {"XL_STUB_STATE": "{{ bench_dir }}/xl"}, [
         ("builtin command xl pci-assignable-add", {"ansible.builtin.command": f"{{{{ xl }}}} pci-assignable-add {DEV}",
@@ -75,7 +88,16 @@ JOBS = {  # job: (what the tables call it, its tasks' environment, [(task name, 
         ("builtin lineinfile", {"ansible.builtin.lineinfile": {
             "path": "{{ bench_dir }}/vm1-builtin.cfg", "regexp": r"^pci\s*=", "line": f"pci = [ '{DEV}' ]"}}),
     ]),
+    "passthrough": ("ours, passthrough", {"XENPCI_HOST": "{{ bench_dir }}/dom0-passthrough.json",
+                                          "XENPCI_CACHE_DIR": "{{ bench_dir }}/cache"}, [
+        ("passthrough passthrough", {"xen.pci.passthrough": {"guests": {"vm1": {
+            "devices": [DEV], "config": "{{ bench_dir }}/vm1-passthrough.cfg"}}}}),
+    ]),
 }
+# The step of a job's first task (0 unless given): passthrough's one task
+# runs among the second tasks, after the collection's first has installed
+# the binary the two share.
+FIRST_STEP = {"passthrough": 1}
 TASKS = {job: [name for name, _ in steps] for job, (_, _, steps) in JOBS.items()}
 LINEINFILE = "builtin lineinfile"
 KINDS = ("first run", "rerun")
@@ -84,14 +106,16 @@ METRICS = ("ms", "host_ms", "sessions", "tx", "rx")  # each per task and host
 
 def playbook(path, jobs, order):
     """The play of one run: a warm-up task that opens each host's SSH
-    connection (ControlPersist), then the jobs' tasks interleaved, the
-    order of the jobs rotated by `order` plus the step. JSON is YAML."""
+    connection (ControlPersist), then the jobs' tasks interleaved step by
+    step, the order of the jobs with a task in a step rotated by `order`
+    plus the step. JSON is YAML."""
     tasks = [{"name": "warmup", "ansible.builtin.raw": "true", "changed_when": False}]
     for step in range(len(STEPS)):
-        k = (order + step) % len(jobs)
-        for job in jobs[k:] + jobs[:k]:
+        here = [j for j in jobs if 0 <= step - FIRST_STEP.get(j, 0) < len(JOBS[j][2])]
+        k = (order + step) % len(here)
+        for job in here[k:] + here[:k]:
             _, env, steps = JOBS[job]
-            name, task = steps[step]
+            name, task = steps[step - FIRST_STEP.get(job, 0)]
             tasks.append(dict(name=name, environment=env, **task))
     play = {"name": f"bench/run fleet: {', '.join(jobs)}, task by task", "hosts": "all",
             "gather_facts": False, "tasks": tasks}
@@ -169,10 +193,10 @@ class Fleet:
             h = f"{self.dir}/hosts/h{i + 1:02d}"
             os.makedirs(f"{h}/xl", exist_ok=True)
             shutil.rmtree(f"{h}/cache", ignore_errors=True)
-            for dom0 in ("dom0.json", "dom0-collection.json"):
-                shutil.copyfile(os.path.join(HOSTS, "typical.json"), f"{h}/{dom0}")
-            for name in ("vm1.cfg", "vm1-collection.cfg", "vm1-builtin.cfg"):
-                shutil.copyfile(cfg, f"{h}/{name}")
+            for job in ("collection", "binary", "passthrough"):
+                shutil.copyfile(os.path.join(HOSTS, "typical.json"), f"{h}/dom0-{job}.json")
+            for job in JOBS:
+                shutil.copyfile(cfg, f"{h}/vm1-{job}.cfg")
             with open(f"{h}/xl/assignable", "w") as f:
                 f.write("0000:07:00.0\n")
             open(f"{h}/xl/dom-vm1", "w").close()
@@ -238,13 +262,13 @@ def fleet(figures, work, venv_dir, sizes):
     size = os.path.getsize(binary)
     for n, reps in sizes.items():
         log(f"== fleet: ansible-playbook over SSH to {n} hosts, {reps} x (first run, rerun) with pipelining "
-            "on and off; the three jobs in each run, task by task, their order rotating")
+            f"on and off; the {len(JOBS)} jobs in each run, task by task, their order rotating")
         # runs[(pipelining, kind)] = [{task: {metric: value}}], one per repetition
         runs = {(p, kind): [] for p in (True, False) for kind in KINDS}
         with Fleet(work, venv_dir, n, figures, collections) as f:
             for k in range(reps):
                 for i, p in enumerate((True, False) if k % 2 == 0 else (False, True)):
-                    jobs = list(JOBS) if p or n == min(sizes) else ["collection", "builtin"]
+                    jobs = [j for j in JOBS if p or n == min(sizes) or j != "binary"]
                     order = k + i
                     f.reset()
                     runs[(p, "first run")].append(f.play(p, jobs, order, True))
@@ -314,10 +338,38 @@ def report(F, n, p, kind, per, size):
     if has_binary:
         F.add("fleet", f"{at}: bytes sent for a binary-module task, per host", mean(per, binary, "tx"), "bytes",
               "the binary", size)
+    if TASKS["passthrough"][0] in per:
+        passthrough(F, at, p, first, per, size)
+
+
+def passthrough(F, at, p, first, per, size):
+    """The passthrough job (one task) against the builtin job (its three
+    tasks) and, in a rerun, the collection job, in the same run; its
+    sessions and bytes as the collection's tasks after the install (the
+    binary is on the host before the passthrough task runs: FIRST_STEP)."""
+    task = per[TASKS["passthrough"][0]]
+    builtin = {m: sum(per[t][m] for t in TASKS["builtin"]) for m in METRICS}
+    coll = {m: sum(per[t][m] for t in TASKS["collection"]) for m in METRICS}
+    limit = BUDGETS["fleet_passthrough_vs_builtin_job"]
+    F.add("fleet", f"{at}: passthrough job (one task), per host", task["ms"], "ms",
+          "builtin job (command, command, lineinfile), per host", builtin["ms"],
+          *((f"≤ {limit} × the builtin job", task["ms"] <= limit * builtin["ms"]) if p else ("", None)))
+    if not first:  # a first run's collection job holds the install
+        F.add("fleet", f"{at}: passthrough job (one task) against the collection job (three tasks), per host",
+              task["ms"], "ms", "collection job, per host", coll["ms"])
+    F.add("fleet", f"{at}: time on the host of the passthrough task", task["host_ms"], "ms",
+          "the builtin job's", builtin["host_ms"])
+    limit = BUDGETS["fleet_sessions_per_task"]
+    F.add("fleet", f"{at}: SSH sessions of the passthrough task, per host", task["sessions"], "",
+          "the builtin job's", builtin["sessions"],
+          *((f"≤ {limit:g}", task["sessions"] <= limit) if p else ("", None)))
+    limit = BUDGETS["fleet_task_bytes"]
+    F.add("fleet", f"{at}: bytes sent for the passthrough task, per host", task["tx"], "bytes", "the binary", size,
+          f"no copy: ≤ {limit:g} × the binary", task["tx"] <= limit * size)
 
 
 def task_rows(F, n, p, kind, per):
-    """Every task's figures (and each job's, the sum of its three), kept in
+    """Every task's figures (and each job's, the sum of its tasks), kept in
     F.data["fleet_tasks"] (bench/run --json writes them)."""
     rows = F.data.setdefault("fleet_tasks", [])
     for job, (label, _, _) in JOBS.items():
@@ -332,11 +384,14 @@ def task_rows(F, n, p, kind, per):
 def task_table(F):
     """The per-task table printed under the fleet section's figures: one
     line per hosts, pipelining, job and task, first run and rerun."""
+    one_task = {label for label, _, steps in JOBS.values() if len(steps) == 1}  # the task is the job
     by = {}
     for r in F.data.get("fleet_tasks", []):
+        if r["task"] == "job" and r["job"] in one_task:
+            continue
         by.setdefault((r["hosts"], r["pipelining"], r["job"], r["task"]), {})[r["run"]] = r
     out = ["", "Each task, per host (medians; KiB sent: by the controller on the host's SSH connection; "
-           "the job: its three tasks):", "",
+           "the job: its tasks; passthrough's one task is its job):", "",
            "| hosts | pipelining | job | task | first run: ms | on host, ms | sessions | KiB sent "
            "| rerun: ms | on host, ms | sessions | KiB sent |",
            "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
