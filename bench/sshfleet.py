@@ -37,8 +37,10 @@ each job's second, ...; the passthrough task among the second tasks), in
 an order that rotates from step to step and from run to run, so a change of
 the machine's load falls on every job. Each repetition does a first run
 (every task changes every host) and a rerun (no task changes anything),
-with pipelining on and with pipelining off (two ansible.cfg files that
-differ only in [ssh_connection] pipelining).
+with pipelining on and, on the fewest hosts only, with pipelining off (two
+ansible.cfg files that differ only in [ssh_connection] pipelining): the
+runs without pipelining take the longest, and what they show (sessions and
+bytes a task) does not depend on the number of hosts.
 
 The sshd (root login with a key generated for the run, its own config and
 port: scripts/sshlab.py) runs each client command through
@@ -251,24 +253,28 @@ class Fleet:
         return [(x.start, x.seconds) for x in self.lab.sessions() if x.addr in self.addrs]
 
 
-def fleet(figures, work, venv_dir, sizes):
-    """`sizes`: {hosts: repetitions}. The binary modules run with
-    pipelining off on the smallest size only: ansible-core never pipelines
-    a binary module, so that is the same path as with pipelining on."""
+def fleet(figures, work, venv_dir, sizes, quick=False):
+    """`sizes`: {hosts: repetitions}. Pipelining off on the smallest size
+    only: its runs are the slowest, and a task's sessions and bytes are per
+    host. ansible-core never pipelines a binary module (for the binary
+    modules pipelining off is the same path as on): with `quick`, the runs
+    without pipelining leave the binary modules out."""
     for tool in (sshlab.SSHD, sshlab.SFTP_SERVER):
         if not os.path.exists(tool):
             apt_install(*sshlab.PACKAGES)
     collections, binary = collection_copy(work, figures)
     size = os.path.getsize(binary)
     for n, reps in sizes.items():
+        both = n == min(sizes)
         log(f"== fleet: ansible-playbook over SSH to {n} hosts, {reps} x (first run, rerun) with pipelining "
-            f"on and off; the {len(JOBS)} jobs in each run, task by task, their order rotating")
+            f"{'on and off' if both else 'on'}; the {len(JOBS)} jobs in each run, task by task, their order rotating")
         # runs[(pipelining, kind)] = [{task: {metric: value}}], one per repetition
-        runs = {(p, kind): [] for p in (True, False) for kind in KINDS}
+        pipelinings = (True, False) if both else (True,)
+        runs = {(p, kind): [] for p in pipelinings for kind in KINDS}
         with Fleet(work, venv_dir, n, figures, collections) as f:
             for k in range(reps):
-                for i, p in enumerate((True, False) if k % 2 == 0 else (False, True)):
-                    jobs = [j for j in JOBS if p or n == min(sizes) or j != "binary"]
+                for i, p in enumerate(pipelinings if k % 2 == 0 else pipelinings[::-1]):
+                    jobs = [j for j in JOBS if p or not quick or j != "binary"]
                     order = k + i
                     f.reset()
                     runs[(p, "first run")].append(f.play(p, jobs, order, True))
@@ -278,7 +284,7 @@ def fleet(figures, work, venv_dir, sizes):
                    for t in results[0]}
             report(figures, n, p, kind, per, size)
             task_rows(figures, n, p, kind, per)
-    figures.tables["fleet"] = task_table(figures)
+    figures.tables["fleet"] = task_table(figures, quick)
 
 
 def pipelining_word(on):
@@ -381,7 +387,7 @@ def task_rows(F, n, p, kind, per):
             rows.append(dict(hosts=n, pipelining=p, job=label, task=t, run=kind, **vals))
 
 
-def task_table(F):
+def task_table(F, quick=False):
     """The per-task table printed under the fleet section's figures: one
     line per hosts, pipelining, job and task, first run and rerun."""
     one_task = {label for label, _, steps in JOBS.values() if len(steps) == 1}  # the task is the job
@@ -404,6 +410,10 @@ def task_table(F):
         name = "**the job**" if t == "job" else t.split(" ", 1)[1]
         out.append(f"| {n} | {'on' if p else 'off'} | {label} | {name} | " + " | ".join(cells) + " |")
     if len({r["hosts"] for r in F.data.get("fleet_tasks", [])}) > 1:
-        out += ["", "The binary modules run with pipelining off on the fewest hosts only: ansible-core never "
-                "pipelines a binary module (the same sessions and bytes as with pipelining on)."]
+        out += ["", "Pipelining off on the fewest hosts only: a task's sessions and bytes are per host "
+                "(ansible-core never pipelines a binary module: for the binary modules, the same as with "
+                "pipelining on)."]
+    if quick:
+        out += ["", "--quick: no binary modules with pipelining off (ansible-core never pipelines a binary "
+                "module: the same as with pipelining on)."]
     return out
