@@ -60,7 +60,7 @@ pub fn sidecar(name: &str, args: &Value, result: &Value, examples: &str) -> Stri
             "platform": {"support": "full", "platforms": "posix", "description": "A Xen dom0 (or a simulated one, with XENPCI_HOST)."},
         },
         "notes": [
-            "A binary module: JSON in, one JSON object out. Run it by hand as `NAME ARGS_FILE`, `NAME key=value...`, or with JSON on standard input.",
+            "The module runs the xenpci binary on the dom0: JSON in, one JSON object out. The collection installs the binary once per host and version (in /var/cache/xenpci, ~/.cache/xenpci, or the variable xenpci_cache_dir). By hand: `xenpci NAME ARGS_FILE`, `xenpci NAME key=value...`, or with JSON on standard input.",
             "With the environment variable XENPCI_HOST=FILE it acts on a simulated dom0 kept in FILE instead of the host.",
         ],
     });
