@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::args::{bool_lenient, opt_bool_lenient, OneOrMany};
 use crate::domcfg::{self, EditSpec, EditedFile, ListState, Passthrough, PciRequest, WriteSpec};
 use crate::fileio;
+use crate::host::{self, PciDevice};
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
-use crate::spec::{self, PciSpec, SpecArg};
+use crate::select::{self, DeviceArg, Selected};
+use crate::spec::{PciSpec, SpecArg};
 
 /// Edit the pci list of an xl domain config file.
 ///
@@ -44,8 +46,12 @@ pub struct Args {
     /// `0000:07:00.0@8,permissive=1`, `name=gpu`), or objects with the
     /// fields `bdf`, `vslot`, `permissive`, `msitranslate`, `seize`,
     /// `power_mgmt`, `rdm_policy`, `name`. A single string is one device.
+    /// Devices may also be chosen by what they are, on this host:
+    /// `{select: {vendor, device, subsystem_vendor, subsystem_device,
+    /// class, driver, netdev, vf_of}, count: N}` with spec options beside
+    /// `select`; with `count`, devices the file lists already come first.
     #[serde(default)]
-    devices: OneOrMany<SpecArg>,
+    devices: OneOrMany<DeviceArg<SpecArg>>,
     /// `present`: each device is listed, with exactly the options given
     /// (an entry with other options is rewritten). `absent`: no entry for
     /// these devices remains. `exact`: the list holds exactly these devices.
@@ -87,6 +93,9 @@ pub struct Facts {
     /// The file and its pci list.
     #[serde(flatten)]
     file: EditedFile,
+    /// With selections in `devices`: each one and the devices it chose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    selected: Vec<Selected>,
 }
 
 /// The module.
@@ -101,7 +110,30 @@ impl Module for DomainPciConfig {
     type Facts = Facts;
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
-        let req = request(&args)?;
+        let devices = args.devices.clone().into_vec();
+        let adding = args.state != ListState::Absent;
+        select::check_given_specs(&devices, adding)?;
+        if let Some(v) = &args.validate {
+            fileio::check_template(v)?;
+        }
+        // Selections need the host (a name or a wildcard might too: the
+        // same host serves both).
+        let opened = match select::any_selection(&devices) {
+            true => Some(host::open()?),
+            false => None,
+        };
+        let resolved = match &opened {
+            Some(h) => {
+                let listed = std::fs::read(&args.path)
+                    .ok()
+                    .and_then(|b| domcfg::config_bdfs(&b, &args.path))
+                    .unwrap_or_default();
+                let in_place = |d: &PciDevice| listed.contains(&d.bdf) == adding;
+                select::resolve_specs(h.as_ref(), &devices, &in_place, &Default::default())?
+            }
+            None => select::given_only(&devices),
+        };
+        let req = request(&args, resolved.specs(adding)?);
         let how = EditSpec {
             create: args.create,
             check: mode.check,
@@ -114,7 +146,10 @@ impl Module for DomainPciConfig {
         // functions a device has; a file edited where no Xen runs still is.
         // A failed write says what it had done (a backup, or the new file
         // in place when only the folder's flush failed).
-        let host = domcfg::HostDevices::open();
+        let host = match &opened {
+            Some(h) => domcfg::HostDevices::of(h.as_ref()),
+            None => domcfg::HostDevices::open(),
+        };
         let edit = domcfg::edit_file(&args.path, &req, &how, &host)?;
         let mut warnings = edit.plan.warnings.clone();
         if args.state == ListState::Absent && req.devices.iter().any(has_options) {
@@ -127,21 +162,16 @@ impl Module for DomainPciConfig {
             warnings,
             facts: Facts {
                 file: edit.edited_file(),
+                selected: resolved.selected,
             },
             actions: edit.actions,
         })
     }
 }
 
-/// The checked request: specs parsed, duplicates and `validate` refused
-/// before the file is touched.
-fn request(args: &Args) -> Result<PciRequest, Failure> {
-    let adding = args.state != ListState::Absent;
-    let devices = spec::spec_list(&args.devices.clone().into_vec(), adding)?;
-    if let Some(v) = &args.validate {
-        fileio::check_template(v)?;
-    }
-    Ok(PciRequest {
+/// The checked request: the specs and the settings.
+fn request(args: &Args, devices: Vec<PciSpec>) -> PciRequest {
+    PciRequest {
         devices,
         state: args.state,
         defaults: [
@@ -151,7 +181,7 @@ fn request(args: &Args) -> Result<PciRequest, Failure> {
             args.power_mgmt,
         ],
         passthrough: args.passthrough,
-    })
+    }
 }
 
 fn has_options(s: &PciSpec) -> bool {

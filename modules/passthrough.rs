@@ -1,7 +1,7 @@
 //! passthrough: a whole host's PCI pass-through, which guest holds which
 //! device, in one task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -14,7 +14,8 @@ use crate::domcfg::{ConfigResult, EditedFile, FileEdit, PreparedEdit, WriteSpec}
 use crate::host;
 use crate::passthrough::{self, GuestRequest, Plan, Request, Unlisted};
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
-use crate::spec::{self, SpecArg};
+use crate::select::{self, DeviceArg, Selected};
+use crate::spec::SpecArg;
 
 /// State a host's whole PCI pass-through in one task: which guest holds
 /// which device.
@@ -77,9 +78,13 @@ pub struct GuestArgs {
     /// (`07:00.0`, `07:00.0@8,permissive=1`, `name=gpu`), or objects with
     /// the fields `bdf`, `vslot`, `permissive`, `msitranslate`, `seize`,
     /// `power_mgmt`, `rdm_policy`, `name`. An empty list takes every device
-    /// from it.
+    /// from it. Devices may also be chosen by what they are: `{select:
+    /// {vendor, device, subsystem_vendor, subsystem_device, class, driver,
+    /// netdev, vf_of}, count: N}` with spec options beside `select`; with
+    /// `count`, devices the guest holds or its config lists come first,
+    /// and a device another guest names is never picked.
     #[serde(default)]
-    devices: Vec<SpecArg>,
+    devices: Vec<DeviceArg<SpecArg>>,
     /// Its xl config file, whose `pci` list becomes exactly these devices.
     /// Without it only the running guest changes; a guest that is not
     /// running needs it.
@@ -128,6 +133,9 @@ pub struct Facts {
     /// when the host is as it was before the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     not_undone: Option<Vec<String>>,
+    /// With selections: each guest's, and the devices each chose.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    selected: BTreeMap<String, Vec<Selected>>,
 }
 
 /// The module.
@@ -141,11 +149,12 @@ impl Module for Passthrough {
     type Facts = Facts;
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
-        let req = request(args, mode)?;
+        check_given(&args)?;
         let mut host = host::open()?;
         if !mode.check {
             host.lock_for_changes()?;
         }
+        let (req, selected) = request(args, mode, host.as_mut())?;
         let plan = passthrough::plan(host.as_mut(), &req)?;
         let write = WriteSpec {
             backup: req.backup,
@@ -169,6 +178,7 @@ impl Module for Passthrough {
                 .and_then(|p| p.boot.reboot_reasons.clone()),
             undone: None,
             not_undone: None,
+            selected,
         };
         let mut warnings = plan.warnings.clone();
         let befores: Vec<_> = plan
@@ -225,29 +235,91 @@ impl Module for Passthrough {
     }
 }
 
-fn request(args: Args, mode: &Mode) -> Result<Request, Failure> {
-    let mut guests = Vec::new();
-    for (name, g) in args.guests {
-        attach::check_domain(&name)?;
-        let devices = spec::spec_list(&g.devices, true)
+/// Every guest's name and given specs, checked before the host is opened.
+fn check_given(args: &Args) -> Result<(), Failure> {
+    if args.guests.is_empty() {
+        return Err(Failure::msg("guests is empty: name at least one guest"));
+    }
+    for (name, g) in &args.guests {
+        attach::check_domain(name)?;
+        select::check_given_specs(&g.devices, true)
             .map_err(|e| Failure::msg(format!("guests.{name}.{e}")))?;
+    }
+    Ok(())
+}
+
+fn request(
+    args: Args,
+    mode: &Mode,
+    host: &mut dyn host::Host,
+) -> Result<(Request, BTreeMap<String, Vec<Selected>>), Failure> {
+    // A count never picks a device another guest names.
+    let mut taken: BTreeSet<Bdf> = args
+        .guests
+        .values()
+        .flat_map(|g| &g.devices)
+        .filter_map(|d| match d {
+            DeviceArg::Given(s) => select::spec_bdf(s),
+            DeviceArg::Select(_) => None,
+        })
+        .collect();
+    let mut guests = Vec::new();
+    let mut selected = BTreeMap::new();
+    for (name, g) in args.guests {
+        let here = |e: String| Failure::msg(format!("guests.{name}.{e}"));
+        let in_place = if select::any_selection(&g.devices) {
+            in_place(host, &name, g.config.as_deref())?
+        } else {
+            Vec::new()
+        };
+        let resolved =
+            select::resolve_specs(host, &g.devices, &|d| in_place.contains(&d.bdf), &taken)
+                .map_err(|e| match e {
+                    select::SelectError::Host(h) => Failure::from(h),
+                    e => here(format!("devices{e}")),
+                })?;
+        let devices = resolved.specs(true).map_err(|e| here(e.to_string()))?;
+        for s in &resolved.selected {
+            taken.extend(&s.devices);
+        }
+        if !resolved.selected.is_empty() {
+            selected.insert(name.clone(), resolved.selected);
+        }
         guests.push(GuestRequest {
             name,
             devices,
             config: g.config,
         });
     }
-    if guests.is_empty() {
-        return Err(Failure::msg("guests is empty: name at least one guest"));
-    }
-    Ok(Request {
+    let req = Request {
         guests,
         persistent: args.persistent,
         unlisted: args.unlisted,
         force: args.force,
         check: mode.check,
         backup: args.backup,
-    })
+    };
+    Ok((req, selected))
+}
+
+/// The devices already where the request puts them: held by the guest if
+/// it runs, listed in its config.
+fn in_place(
+    host: &mut dyn host::Host,
+    name: &str,
+    config: Option<&std::path::Path>,
+) -> Result<Vec<Bdf>, Failure> {
+    let mut out = Vec::new();
+    if let Some(d) = host.domains()?.into_iter().find(|d| d.name == name) {
+        out.extend(attach::guest_devices(host, &d)?.iter().map(|g| g.bdf));
+    }
+    if let Some(path) = config {
+        let listed = std::fs::read(path)
+            .ok()
+            .and_then(|b| crate::domcfg::config_bdfs(&b, path));
+        out.extend(listed.unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// A planned edit as the result reports it (check mode, or no change).

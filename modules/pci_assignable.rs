@@ -10,7 +10,8 @@ use crate::assignable::{
 use crate::bdf::Bdf;
 use crate::host;
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
-use crate::spec;
+use crate::select::{self, DeviceArg, Resolved, Resolver, Selected, Selection};
+use crate::spec::{self, ListError};
 
 /// Make PCI devices assignable to Xen guests, or give them back to dom0.
 ///
@@ -35,8 +36,13 @@ use crate::spec;
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Args {
     /// The devices, `[DDDD:]BB:DD.F`; `BB:DD.*` means every function the
-    /// device has. A single string is one device.
-    devices: OneOrMany<String>,
+    /// device has. A single string is one device. A device may also be
+    /// chosen by what it is: `{select: {vendor, device, subsystem_vendor,
+    /// subsystem_device, class, driver, netdev, vf_of}, count: N}` (the
+    /// keys combine; without `count` every match, with it exactly N,
+    /// preferring devices already in the requested state, so a rerun picks
+    /// the same ones).
+    devices: OneOrMany<DeviceArg<String>>,
     /// `present`: bound to pciback (assignable). `absent`: not bound to
     /// pciback.
     #[serde(default)]
@@ -111,6 +117,9 @@ pub struct Facts {
     /// `reboot_required` is false).
     #[serde(skip_serializing_if = "Option::is_none")]
     reboot_reasons: Option<Vec<String>>,
+    /// With selections in `devices`: each one and the devices it chose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    selected: Vec<Selected>,
 }
 
 /// The module.
@@ -125,11 +134,33 @@ impl Module for PciAssignable {
     type Facts = Facts;
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
-        let req = request(args)?;
+        let devices = args.devices.into_vec();
+        given_patterns(&devices)?;
         let mut host = host::open()?;
         if !mode.check {
             host.lock_for_changes()?;
         }
+        let present = args.state == AssignState::Present;
+        let resolved = select::resolve(
+            host.as_ref(),
+            &devices,
+            &Resolver {
+                bdf_of: &|t: &String| t.parse().ok(),
+                in_place: &|d| (d.driver.as_deref() == Some(host::PCIBACK)) == present,
+                make: &|bdf, sel| bdf_only(bdf, sel),
+                taken: &Default::default(),
+            },
+        )?;
+        let selected = resolved.selected.clone();
+        let req = request(
+            &resolved,
+            args.state,
+            args.rebind,
+            args.name,
+            args.persistent,
+            args.force,
+            args.method,
+        )?;
         let plan = assignable::plan(host.as_ref(), &req)?;
         let mut warnings = plan.warnings.clone();
         let (actions, drivers_after) = if mode.check || !plan.changed() {
@@ -191,6 +222,7 @@ impl Module for PciAssignable {
                 method: plan.method,
                 reboot_required: plan.reboot_required(),
                 reboot_reasons: plan.boot.reboot_reasons.clone(),
+                selected,
             },
         })
     }
@@ -300,21 +332,55 @@ fn devices_at_failure(
     out
 }
 
-/// The checked request: every BDF parsed and the name checked before the
-/// host is touched.
-fn request(args: Args) -> Result<AssignRequest, Failure> {
-    let devices = spec::pattern_list(&args.devices.into_vec())?;
-    if let Some(n) = &args.name {
+/// The device texts given as such, checked before the host is opened.
+fn given_patterns(devices: &[DeviceArg<String>]) -> Result<(), Failure> {
+    for (index, d) in devices.iter().enumerate() {
+        if let DeviceArg::Given(text) = d {
+            spec::pattern_list(std::slice::from_ref(text)).map_err(|e| ListError { index, ..e })?;
+        }
+    }
+    Ok(())
+}
+
+/// A device a selection chose, as a BDF: pci_assignable takes no spec
+/// options.
+fn bdf_only(bdf: Bdf, sel: &Selection) -> Result<String, String> {
+    if sel.options != Default::default() {
+        return Err(
+            "pci_assignable takes devices, not the options of a guest's spec \
+                    (permissive, vslot, ...): give those to pci_attach or domain_pci_config"
+                .into(),
+        );
+    }
+    Ok(bdf.to_string())
+}
+
+/// The checked request: every BDF parsed and the name checked before
+/// anything is planned.
+fn request(
+    resolved: &Resolved<String>,
+    state: AssignState,
+    rebind: bool,
+    name: Option<String>,
+    persistent: bool,
+    force: bool,
+    method: Method,
+) -> Result<AssignRequest, Failure> {
+    let devices = spec::pattern_list(&resolved.items).map_err(|e| ListError {
+        index: resolved.origin(e.index),
+        ..e
+    })?;
+    if let Some(n) = &name {
         assignable::check_name(n)?;
     }
     Ok(AssignRequest {
         devices,
-        state: args.state,
-        rebind: args.rebind,
-        name: args.name,
-        persistent: args.persistent,
-        force: args.force,
-        method: args.method,
+        state,
+        rebind,
+        name,
+        persistent,
+        force,
+        method,
         detached: Vec::new(),
         unhide: Vec::new(),
     })

@@ -8,10 +8,12 @@ use serde_json::json;
 
 use crate::args::{bool_lenient, OneOrMany};
 use crate::attach::{self, AttachRequest, AttachState, GuestDevice};
+use crate::bdf::Bdf;
 use crate::domcfg::{self, ConfigResult, EditSpec, ListState, PciRequest, WriteSpec};
 use crate::host;
 use crate::protocol::{Diff, Failure, Mode, Module, Outcome};
-use crate::spec::{self, Device, PciSpec, SpecArg};
+use crate::select::{self, DeviceArg, Selected};
+use crate::spec::{Device, PciSpec, SpecArg};
 
 /// Hot-plug PCI devices into a running Xen guest, or out of it.
 ///
@@ -39,8 +41,12 @@ pub struct Args {
     /// The devices: PCI_SPEC_STRINGs as in xl.cfg(5) (`07:00.0`,
     /// `07:00.0@8,permissive=1`, `name=gpu`), or objects with the fields
     /// `bdf`, `vslot`, `permissive`, `msitranslate`, `seize`, `power_mgmt`,
-    /// `rdm_policy`, `name`. A single string is one device.
-    devices: OneOrMany<SpecArg>,
+    /// `rdm_policy`, `name`. A single string is one device. Devices may
+    /// also be chosen by what they are: `{select: {vendor, device,
+    /// subsystem_vendor, subsystem_device, class, driver, netdev, vf_of},
+    /// count: N}` with spec options beside `select` (`permissive`, ...);
+    /// with `count`, those the guest already holds come first.
+    devices: OneOrMany<DeviceArg<SpecArg>>,
     /// `present`: attached to the guest. `absent`: not attached.
     #[serde(default)]
     state: AttachState,
@@ -75,6 +81,9 @@ pub struct Facts {
     /// The config file's part, with `config`.
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<ConfigResult>,
+    /// With selections in `devices`: each one and the devices it chose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    selected: Vec<Selected>,
 }
 
 /// The module.
@@ -88,11 +97,14 @@ impl Module for PciAttach {
     type Facts = Facts;
 
     fn run(args: Args, mode: &Mode) -> Result<Outcome<Facts>, Failure> {
-        let req = request(&args, mode)?;
+        let devices = args.devices.clone().into_vec();
+        attach::check_domain(&args.domain)?;
+        select::check_given_specs(&devices, args.state == AttachState::Present)?;
         let mut host = host::open()?;
         if !mode.check {
             host.lock_for_changes()?;
         }
+        let (req, selected) = request(&args, &devices, mode, host.as_mut())?;
         // The config's lock is taken before anything is planned and held to
         // its write, and the new file is staged before the guest is touched:
         // a file that cannot be edited stops the run while neither the guest
@@ -161,6 +173,7 @@ impl Module for PciAttach {
                 devices_after: after,
                 commands,
                 config,
+                selected,
             },
         })
     }
@@ -279,18 +292,37 @@ fn failed_after(
 }
 
 /// The checked request: domain and specs checked before the host is read.
-fn request(args: &Args, mode: &Mode) -> Result<AttachRequest, Failure> {
-    attach::check_domain(&args.domain)?;
+fn request(
+    args: &Args,
+    devices: &[DeviceArg<SpecArg>],
+    mode: &Mode,
+    host: &mut dyn host::Host,
+) -> Result<(AttachRequest, Vec<Selected>), Failure> {
     let adding = args.state == AttachState::Present;
-    let devices = spec::spec_list(&args.devices.clone().into_vec(), adding)?;
-    Ok(AttachRequest {
-        domain: args.domain.clone(),
+    // With a count, the devices the guest holds are where an attach asks
+    // them to be, and where a detach does not.
+    let held: Vec<Bdf> = if select::any_selection(devices) {
+        let domain = attach::find_domain(host, &args.domain)?;
+        let held = attach::guest_devices(host, &domain)?;
+        held.iter().map(|d| d.bdf).collect()
+    } else {
+        Vec::new()
+    };
+    let resolved = select::resolve_specs(
+        host,
         devices,
+        &|d| held.contains(&d.bdf) == adding,
+        &Default::default(),
+    )?;
+    let req = AttachRequest {
+        domain: args.domain.clone(),
+        devices: resolved.specs(adding)?,
         state: args.state,
         force: args.force,
         check: mode.check,
         ready: Vec::new(),
-    })
+    };
+    Ok((req, resolved.selected))
 }
 
 /// Locks (not in check mode), reads and plans the config file's edit: the

@@ -214,8 +214,16 @@ fn ansible_type(
         if let Some(list) = any.iter().find(|v| v.get("type") == Some(&json!("array"))) {
             return ("list", Some(element_type(root, list.get("items"))), None);
         }
-        if let Some(not_null) = any.iter().find(|v| v.get("type") != Some(&json!("null"))) {
-            return ansible_type(root, not_null);
+        let not_null: Vec<&Value> = any
+            .iter()
+            .filter(|v| v.get("type") != Some(&json!("null")))
+            .collect();
+        let types: Vec<&str> = not_null.iter().map(|v| ansible_type(root, v).0).collect();
+        match types.first() {
+            // A string or an object (a spec, a selection): Ansible's raw.
+            Some(first) if types.iter().any(|t| t != first) => return ("raw", None, None),
+            Some(_) => return ansible_type(root, not_null[0]),
+            None => {}
         }
     }
     let ty = match r.get("type") {

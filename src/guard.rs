@@ -18,8 +18,9 @@
 //! use xenpci::guard::{refusals, Refusal};
 //! use xenpci::host::{Dom0Use, NetUse, PciDevice};
 //! # let dev = PciDevice { bdf: "02:00.0".parse().unwrap(), vendor: 0x8086, device: 0x1533,
+//! #   subsystem_vendor: 0, subsystem_device: 0,
 //! #   class: 0x020000, driver: Some("igb".into()), is_bridge: false, boot_vga: false,
-//! #   iommu_group: None, physfn: None, virtfns: vec![] };
+//! #   iommu_group: None, physfn: None, virtfns: vec![], sriov: None };
 //! let used = Dom0Use { net: vec![NetUse { name: "eno1".into(), up: true, ..NetUse::default() }], ..Dom0Use::default() };
 //! assert_eq!(refusals(&dev, &used), vec![Refusal::NetUp { iface: "eno1".into() }]);
 //! ```

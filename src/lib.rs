@@ -58,5 +58,7 @@ pub mod host;
 pub mod modules;
 pub mod passthrough;
 pub mod protocol;
+pub mod select;
 pub mod spec;
+pub mod sriov;
 pub mod xlcfg;

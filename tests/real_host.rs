@@ -29,6 +29,8 @@ fn listing_reads_every_attribute_sorted_and_skips_non_bdfs() {
         bdf: bdf(b),
         vendor,
         device,
+        subsystem_vendor: 0,
+        subsystem_device: 0,
         class,
         driver: driver.map(str::to_string),
         is_bridge: class >> 16 == 0x06,
@@ -36,6 +38,7 @@ fn listing_reads_every_attribute_sorted_and_skips_non_bdfs() {
         iommu_group: group,
         physfn: None,
         virtfns: vec![],
+        sriov: None,
     };
     let mut expected = vec![
         dev("0000:00:00.0", 0x8086, 0x29c0, 0x060000, None, Some(0)),

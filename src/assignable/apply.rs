@@ -75,7 +75,7 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Applied, Box<ApplyFailu
     for d in &plan.devices {
         for step in &d.steps {
             if let Step::RecordDriver(b, drv, sysfs) = step {
-                record.set(*b, drv, *sysfs);
+                record.set(*b, drv, *sysfs, &d.netdevs);
             }
         }
     }
@@ -505,6 +505,12 @@ mod tests {
         }
         fn pciback_remove_slot(&mut self, bdf: &Bdf) -> Result<(), HostError> {
             self.inner.pciback_remove_slot(bdf)
+        }
+        fn sriov_set_numvfs(&mut self, bdf: &Bdf, count: u16) -> Result<(), HostError> {
+            self.inner.sriov_set_numvfs(bdf, count)
+        }
+        fn sriov_set_autoprobe(&mut self, bdf: &Bdf, on: bool) -> Result<(), HostError> {
+            self.inner.sriov_set_autoprobe(bdf, on)
         }
         fn toolstack_running(&self) -> Result<bool, HostError> {
             self.inner.toolstack_running()

@@ -25,6 +25,7 @@ pub(super) fn plan_remove(
         original: ctx.driver.clone(),
         xl_restore: None,
         steps: Vec::new(),
+        netdevs: Vec::new(),
     };
     if ctx.driver.is_none() && req.rebind {
         if let Some(d) = plan_finish_give_back(ctx, host, record, warnings)? {
@@ -192,6 +193,7 @@ fn plan_finish_give_back(
         original: None,
         xl_restore: None,
         steps,
+        netdevs: Vec::new(),
     }))
 }
 

@@ -164,6 +164,9 @@ pub struct DevicePlan {
     pub xl_restore: Option<Vec<String>>,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// dom0's network interfaces on it, recorded with its driver (a
+    /// selector by `netdev` finds it on pciback by them).
+    pub netdevs: Vec<String>,
 }
 
 /// The whole plan.
@@ -266,17 +269,20 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
         let dev = host
             .pci_device(bdf)?
             .ok_or_else(|| AssignError::NoDevice(bdf.to_string()))?;
-        let ctx = DeviceCtx {
+        let mut ctx = DeviceCtx {
             bdf: *bdf,
             driver: dev.driver.clone(),
             has_slot: slots.contains(bdf),
             method,
             toolstack,
+            netdevs: Vec::new(),
         };
         let d = match req.state {
             AssignState::Present => {
                 if dev.driver.as_deref() != Some(PCIBACK) {
-                    let reasons = guard::refusals(&dev, &host.dom0_use(bdf)?);
+                    let used = host.dom0_use(bdf)?;
+                    ctx.netdevs = used.net.iter().map(|n| n.name.clone()).collect();
+                    let reasons = guard::refusals(&dev, &used);
                     if req.force && !reasons.is_empty() {
                         let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
                         warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));
@@ -352,6 +358,7 @@ struct DeviceCtx {
     has_slot: bool,
     method: ResolvedMethod,
     toolstack: bool,
+    netdevs: Vec<String>,
 }
 
 /// `libxl__device_pci_assignable_add`, as steps.
@@ -415,6 +422,7 @@ fn plan_add(
         original: ctx.driver.clone(),
         xl_restore: None,
         steps,
+        netdevs: ctx.netdevs.clone(),
     })
 }
 

@@ -38,6 +38,10 @@ enum Entry {
         driver: String,
         #[serde(default)]
         sysfs: bool,
+        /// dom0's network interfaces on it when it went to pciback (where
+        /// it has none), for selectors by `netdev`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        netdevs: Vec<String>,
     },
 }
 
@@ -83,14 +87,24 @@ impl DriverRecord {
         self.drivers.get(bdf).is_some_and(Entry::sysfs)
     }
 
-    /// Records `driver` for `bdf` (and whether sysfs was the path), in
-    /// memory: [`DriverRecord::save`] writes it.
-    pub fn set(&mut self, bdf: Bdf, driver: &str, sysfs: bool) {
+    /// Records `driver` for `bdf` (and whether sysfs was the path, and
+    /// dom0's interfaces on it), in memory: [`DriverRecord::save`] writes
+    /// it.
+    pub fn set(&mut self, bdf: Bdf, driver: &str, sysfs: bool, netdevs: &[String]) {
         let entry = Entry::Full {
             driver: driver.to_string(),
             sysfs,
+            netdevs: netdevs.to_vec(),
         };
         self.drivers.insert(bdf, entry);
+    }
+
+    /// The interfaces dom0 had on `bdf` when it went to pciback.
+    pub fn netdevs(&self, bdf: &Bdf) -> &[String] {
+        match self.drivers.get(bdf) {
+            Some(Entry::Full { netdevs, .. }) => netdevs,
+            _ => &[],
+        }
     }
 
     /// Forgets `bdf`, in memory; returns whether it was recorded.

@@ -56,6 +56,10 @@ pub struct PciDevice {
     pub vendor: u16,
     /// `device`.
     pub device: u16,
+    /// `subsystem_vendor` (0 where sysfs has none).
+    pub subsystem_vendor: u16,
+    /// `subsystem_device` (0 where sysfs has none).
+    pub subsystem_device: u16,
     /// `class`, 24 bits: base class, subclass, programming interface.
     pub class: u32,
     /// The bound driver's name, `None` when no driver holds it.
@@ -71,6 +75,25 @@ pub struct PciDevice {
     pub physfn: Option<Bdf>,
     /// The virtual functions, for an SR-IOV physical function.
     pub virtfns: Vec<Bdf>,
+    /// Its SR-IOV capability, for a physical function (the `sriov_*` files).
+    pub sriov: Option<SriovCap>,
+}
+
+/// An SR-IOV physical function's `sriov_*` files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SriovCap {
+    /// `sriov_totalvfs`: the most VFs it can have.
+    pub total_vfs: u16,
+    /// `sriov_numvfs`: the VFs it has now.
+    pub num_vfs: u16,
+    /// `sriov_offset`: the first VF's routing id, from the PF's.
+    pub offset: u16,
+    /// `sriov_stride`: the distance between VFs' routing ids.
+    pub stride: u16,
+    /// `sriov_vf_device`: the VFs' device id.
+    pub vf_device: u16,
+    /// `sriov_drivers_autoprobe`: whether dom0's drivers probe new VFs.
+    pub drivers_autoprobe: bool,
 }
 
 /// What dom0 itself does with a device: the dom0 guard's evidence.
@@ -146,6 +169,10 @@ pub enum ManagedFile {
     /// files changed (written before they change, removed after the
     /// rebuild): a run that was killed or failed in between rebuilds it.
     InitramfsPending,
+    /// The udev rule that gives SR-IOV physical functions their VFs at
+    /// boot (pci_sriov `persistent`): when the PF's driver binds, udev
+    /// writes `sriov_drivers_autoprobe` and `sriov_numvfs`.
+    SriovRule,
 }
 
 impl ManagedFile {
@@ -165,6 +192,7 @@ impl ManagedFile {
             ManagedFile::ModulesLoad => "/etc/modules-load.d/xenpci-pciback.conf",
             ManagedFile::InitramfsHook => "/etc/initramfs-tools/hooks/xenpci-pciback",
             ManagedFile::InitramfsPending => "/var/lib/xenpci/initramfs-pending",
+            ManagedFile::SriovRule => "/etc/udev/rules.d/70-xenpci-sriov.rules",
         }
     }
 
@@ -280,6 +308,13 @@ pub trait Host {
     fn pciback_new_slot(&mut self, bdf: &Bdf) -> Result<(), HostError>;
     /// Writes the BDF to pciback's `remove_slot`.
     fn pciback_remove_slot(&mut self, bdf: &Bdf) -> Result<(), HostError>;
+    /// Writes `count` to the physical function's `sriov_numvfs`
+    /// (`sriov_numvfs_store` in `drivers/pci/iov.c`): 0 removes its VFs, N
+    /// makes N when it has none (`EBUSY` when it has some).
+    fn sriov_set_numvfs(&mut self, bdf: &Bdf, count: u16) -> Result<(), HostError>;
+    /// Writes `sriov_drivers_autoprobe`: whether dom0's drivers probe the
+    /// VFs made from now on.
+    fn sriov_set_autoprobe(&mut self, bdf: &Bdf, on: bool) -> Result<(), HostError>;
     /// Whether the Xen toolstack runs here (xl can be used).
     fn toolstack_running(&self) -> Result<bool, HostError>;
     /// Runs `xl ARGS` (no shell) and returns what it did, whatever its rc.

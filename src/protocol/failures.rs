@@ -13,7 +13,9 @@ use crate::domcfg::{DomCfgError, EditFailure, FileEdit};
 use crate::fileio::{CommandOutput, ValidateError};
 use crate::host::HostError;
 use crate::passthrough::{Failed, PassthroughError};
+use crate::select::SelectError;
 use crate::spec::ListError;
+use crate::sriov::{ApplyFailure as SriovApplyFailure, SriovError};
 
 /// `f` with the keys of the command that failed.
 fn with_command(f: Failure, out: &CommandOutput) -> Failure {
@@ -32,6 +34,28 @@ impl From<HostError> for Failure {
 impl From<ListError> for Failure {
     fn from(e: ListError) -> Self {
         Failure::msg(e.to_string())
+    }
+}
+
+impl From<SelectError> for Failure {
+    /// A selection of `devices` that cannot be resolved, named by its index.
+    fn from(e: SelectError) -> Self {
+        match e {
+            SelectError::Host(e) => e.into(),
+            e => Failure::msg(format!("devices{e}")),
+        }
+    }
+}
+
+impl From<SriovError> for Failure {
+    fn from(e: SriovError) -> Self {
+        Failure::msg(e.to_string())
+    }
+}
+
+impl From<Box<SriovApplyFailure>> for Failure {
+    fn from(f: Box<SriovApplyFailure>) -> Self {
+        Failure::from(f.error).after(&f.done)
     }
 }
 

@@ -252,6 +252,17 @@ impl Host for RealHost {
         self.sysfs.pciback_remove_slot(bdf)
     }
 
+    fn sriov_set_numvfs(&mut self, bdf: &Bdf, count: u16) -> Result<(), HostError> {
+        self.sysfs
+            .sriov_write(bdf, "sriov_numvfs", &count.to_string())
+    }
+
+    fn sriov_set_autoprobe(&mut self, bdf: &Bdf, on: bool) -> Result<(), HostError> {
+        let value = if on { "1" } else { "0" };
+        self.sysfs
+            .sriov_write(bdf, "sriov_drivers_autoprobe", value)
+    }
+
     fn toolstack_running(&self) -> Result<bool, HostError> {
         if let Some(known) = self.toolstack.get() {
             return Ok(*known);

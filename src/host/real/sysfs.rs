@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::errno_text;
 use crate::bdf::Bdf;
-use crate::host::{HostError, PciDevice, PCIBACK, SYSFS_PCI_DEVICES, SYSFS_PCI_DRIVERS};
+use crate::host::{HostError, PciDevice, SriovCap, PCIBACK, SYSFS_PCI_DEVICES, SYSFS_PCI_DRIVERS};
 
 /// The bus-wide "probe this device" file, relative to the sysfs root.
 const SYSFS_PCI_DRIVERS_PROBE: &str = "bus/pci/drivers_probe";
@@ -142,6 +142,8 @@ impl Sysfs {
             // `sysfs_dev_get_vendor`/`_device`/`_class`: hex text `0x8086`.
             vendor: narrow(read_hex(&dir.join("vendor"))?, &dir.join("vendor"))?,
             device: narrow(read_hex(&dir.join("device"))?, &dir.join("device"))?,
+            subsystem_vendor: read_opt_hex16(&dir.join("subsystem_vendor"))?,
+            subsystem_device: read_opt_hex16(&dir.join("subsystem_device"))?,
             class,
             driver: self.driver_of(bdf)?,
             is_bridge,
@@ -151,6 +153,7 @@ impl Sysfs {
                 .as_deref()
                 .and_then(parse_sysfs_bdf),
             virtfns: virtfns(&dir)?,
+            sriov: sriov_cap(&dir)?,
         }))
     }
 
@@ -176,6 +179,12 @@ impl Sysfs {
     /// of one write, so a short write is a failure.
     pub(super) fn write_bdf(&self, path: &Path, bdf: &Bdf) -> Result<(), HostError> {
         write_once(path, bdf.to_string().as_bytes(), &format!("write {bdf} to"))
+    }
+
+    /// One write of `value` to the device's SR-IOV attribute `attr`.
+    pub(super) fn sriov_write(&self, bdf: &Bdf, attr: &str, value: &str) -> Result<(), HostError> {
+        let path = self.device_dir(bdf).join(attr);
+        write_once(&path, value.as_bytes(), &format!("write {value} to"))
     }
 
     /// `sysfs_dev_unbind` for a known driver: the device's `driver` link
@@ -290,6 +299,50 @@ pub(super) fn read_opt(path: &Path) -> Result<Option<String>, HostError> {
         }
         Err(e) => Err(sysfs_err("read", path, &e)),
     }
+}
+
+/// A 16-bit hex attribute that may be missing (0 then).
+fn read_opt_hex16(path: &Path) -> Result<u16, HostError> {
+    match read_opt(path)? {
+        None => Ok(0),
+        Some(text) => {
+            let v = parse_hex(&text).ok_or_else(|| {
+                sysfs_reason("read", path, format!("not a hex number: {:?}", text.trim()))
+            })?;
+            narrow(v, path)
+        }
+    }
+}
+
+/// A decimal attribute that may be missing.
+fn read_opt_u16(path: &Path) -> Result<Option<u16>, HostError> {
+    match read_opt(path)? {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| sysfs_reason("read", path, format!("not a number: {:?}", text.trim()))),
+    }
+}
+
+/// The `sriov_*` files of a physical function (`sriov_totalvfs` exists
+/// only on one); `sriov_vf_device` is hex, the others decimal.
+fn sriov_cap(dir: &Path) -> Result<Option<SriovCap>, HostError> {
+    let Some(total_vfs) = read_opt_u16(&dir.join("sriov_totalvfs"))? else {
+        return Ok(None);
+    };
+    let num = |name: &str| -> Result<u16, HostError> {
+        Ok(read_opt_u16(&dir.join(name))?.unwrap_or_default())
+    };
+    Ok(Some(SriovCap {
+        total_vfs,
+        num_vfs: num("sriov_numvfs")?,
+        offset: num("sriov_offset")?,
+        stride: num("sriov_stride")?,
+        vf_device: read_opt_hex16(&dir.join("sriov_vf_device"))?,
+        drivers_autoprobe: num("sriov_drivers_autoprobe")? != 0,
+    }))
 }
 
 /// A hex attribute such as `vendor` (`0x8086\n`).

@@ -15,6 +15,12 @@
 //! 4. systemd-modules-load: `boot.modules_load` and this project's
 //!    modules-load.d file.
 //!
+//! This project's udev rule of SR-IOV functions (pci_sriov `persistent`)
+//! is in the root filesystem only: from stage 3 on, a PF it names gets its
+//! VFs once bound (the coldplug's `add` event of a PF bound in the
+//! initramfs, the `bind` event of one bound later), with the rule's
+//! autoprobe; the drivers loaded by then probe them.
+//!
 //! Loading a module runs its `softdep ... pre:` modules first (kmod). When
 //! xen-pciback loads, its `hide=` becomes its slots and it takes every
 //! hidden device that no driver holds yet; any other driver takes every
@@ -32,6 +38,7 @@ use super::snapshot::{Files, Snapshot};
 use crate::bdf::Bdf;
 use crate::bootcfg::{self, ModprobeRules};
 use crate::host::{BootDrivers, CommandOutput, PCIBACK};
+use crate::sriov::rule::SriovRules;
 
 /// The boot drivers of a device in the snapshot: its `drivers_that_match`
 /// (a module is named as its driver).
@@ -101,6 +108,7 @@ pub fn reboot(state: &mut Snapshot) {
     let mut boot = Boot {
         state,
         loaded: BTreeSet::new(),
+        sriov: None,
     };
     for driver in &builtin {
         boot.register(driver, &ModprobeRules::default());
@@ -115,6 +123,17 @@ pub fn reboot(state: &mut Snapshot) {
         boot.coldplug(&rules, &|m| held.contains(&bootcfg::normal(m)));
     }
     let rules = ModprobeRules::parse(boot.state.files.modprobe_hide.as_deref().unwrap_or(""));
+    let sriov = SriovRules::parse(boot.state.files.sriov_rule.as_deref().unwrap_or(""));
+    let bound: Vec<Bdf> = sriov
+        .rules
+        .iter()
+        .map(|r| r.pf)
+        .filter(|pf| boot.state.dev(pf).is_some_and(|d| d.driver.is_some()))
+        .collect();
+    boot.sriov = Some(sriov);
+    for pf in bound {
+        boot.sriov_rule(&pf);
+    }
     boot.coldplug(&rules, &|_| true);
     let mut later = boot.state.boot.modules_load.clone();
     if let Some(text) = &boot.state.files.modules_load {
@@ -151,6 +170,7 @@ fn reset(state: &mut Snapshot) {
         d.quarantined = false;
         if let Some(s) = d.sriov.as_mut() {
             s.num_vfs = 0;
+            s.drivers_autoprobe = true;
         }
     }
 }
@@ -159,6 +179,8 @@ fn reset(state: &mut Snapshot) {
 struct Boot<'a> {
     state: &'a mut Snapshot,
     loaded: BTreeSet<String>,
+    /// The SR-IOV rules, once the root filesystem's udev runs.
+    sriov: Option<SriovRules>,
 }
 
 impl Boot<'_> {
@@ -220,7 +242,20 @@ impl Boot<'_> {
             .collect();
         for bdf in unbound {
             // A probe that fails leaves the device for the next driver.
-            let _ = self.state.boot_probe(&bdf, driver);
+            if self.state.boot_probe(&bdf, driver).is_ok() {
+                self.sriov_rule(&bdf);
+            }
         }
+    }
+
+    /// The SR-IOV rule of a PF just bound, if the root filesystem's udev
+    /// runs and has one for it (the kernel logs a write it refuses; udev
+    /// goes on).
+    fn sriov_rule(&mut self, pf: &Bdf) {
+        let Some(rule) = self.sriov.as_ref().and_then(|r| r.get(pf)).copied() else {
+            return;
+        };
+        let _ = self.state.sysfs_sriov_autoprobe(pf, rule.autoprobe);
+        let _ = self.state.sysfs_sriov_numvfs(pf, rule.num_vfs);
     }
 }

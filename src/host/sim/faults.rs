@@ -86,6 +86,12 @@ impl Host for Unreliable {
     fn pciback_remove_slot(&mut self, bdf: &Bdf) -> Result<(), HostError> {
         self.change(|h| h.pciback_remove_slot(bdf))
     }
+    fn sriov_set_numvfs(&mut self, bdf: &Bdf, count: u16) -> Result<(), HostError> {
+        self.change(|h| h.sriov_set_numvfs(bdf, count))
+    }
+    fn sriov_set_autoprobe(&mut self, bdf: &Bdf, on: bool) -> Result<(), HostError> {
+        self.change(|h| h.sriov_set_autoprobe(bdf, on))
+    }
     fn toolstack_running(&self) -> Result<bool, HostError> {
         self.answering()?;
         self.inner.toolstack_running()

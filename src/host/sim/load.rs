@@ -34,7 +34,7 @@ impl Snapshot {
     }
 
     /// The virtual function `i` of `pf` as its `sriov` block generates it.
-    fn generated_vf(pf: &SimDevice, sriov: &Sriov, i: u16) -> Result<SimDevice, String> {
+    pub(super) fn generated_vf(pf: &SimDevice, sriov: &Sriov, i: u16) -> Result<SimDevice, String> {
         let rid =
             (u32::from(pf.bdf.bus) << 8) | u32::from(pf.bdf.dev) << 3 | u32::from(pf.bdf.func);
         let vf_rid = rid + u32::from(sriov.offset) + u32::from(i) * u32::from(sriov.stride);
@@ -55,6 +55,8 @@ impl Snapshot {
             bdf,
             vendor: pf.vendor,
             device: sriov.vf_device,
+            subsystem_vendor: pf.subsystem_vendor,
+            subsystem_device: pf.subsystem_device,
             class: pf.class,
             driver: sriov.vf_driver.clone(),
             drivers_that_match: Some(

@@ -57,6 +57,7 @@ mod load;
 mod log;
 mod lookup;
 pub mod snapshot;
+mod sriov;
 mod xenstore;
 mod xl;
 mod xl_cmd;
@@ -153,12 +154,22 @@ impl SimHost {
             bdf: d.bdf,
             vendor: d.vendor.0,
             device: d.device.0,
+            subsystem_vendor: d.subsystem_vendor.map_or(0, |h| h.0),
+            subsystem_device: d.subsystem_device.map_or(0, |h| h.0),
             class: d.class.0,
             driver: d.driver.clone(),
             is_bridge: d.is_bridge(),
             boot_vga: d.boot_vga,
             iommu_group: d.iommu_group,
             physfn: d.physfn,
+            sriov: d.sriov.as_ref().map(|s| SriovCap {
+                total_vfs: s.total_vfs.unwrap_or(s.num_vfs),
+                num_vfs: s.num_vfs,
+                offset: s.offset,
+                stride: s.stride,
+                vf_device: s.vf_device.0,
+                drivers_autoprobe: s.drivers_autoprobe,
+            }),
             virtfns,
         }
     }
@@ -261,6 +272,20 @@ impl Host for SimHost {
         self.state
             .sysfs_remove_slot(bdf)
             .map_err(|e| write_error(bdf, path, e))
+    }
+
+    fn sriov_set_numvfs(&mut self, bdf: &Bdf, count: u16) -> Result<(), HostError> {
+        let path = format!("{}/sriov_numvfs", kernel::dev_path(bdf));
+        self.state
+            .sysfs_sriov_numvfs(bdf, count)
+            .map_err(|e| sysfs_error(format!("write {count} to"), path, e.errno().desc()))
+    }
+
+    fn sriov_set_autoprobe(&mut self, bdf: &Bdf, on: bool) -> Result<(), HostError> {
+        let path = format!("{}/sriov_drivers_autoprobe", kernel::dev_path(bdf));
+        self.state
+            .sysfs_sriov_autoprobe(bdf, on)
+            .map_err(|e| sysfs_error(format!("write {} to", u8::from(on)), path, e.errno().desc()))
     }
 
     fn toolstack_running(&self) -> Result<bool, HostError> {

@@ -87,6 +87,12 @@ pub struct SimDevice {
     pub vendor: Hex16,
     /// `device`: as `vendor`.
     pub device: Hex16,
+    /// `subsystem_vendor`: as `vendor`. Default 0 (none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsystem_vendor: Option<Hex16>,
+    /// `subsystem_device`: as `vendor`. Default 0 (none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsystem_device: Option<Hex16>,
     /// `class`, 24 bits: `"0x020000"` or a number. Base class `0x06` makes
     /// it a bridge.
     pub class: Hex24,
@@ -172,6 +178,15 @@ pub struct Sriov {
     /// The IOMMU group of the first VF; VF `i` is in this plus `i`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vf_iommu_group_first: Option<u32>,
+    /// `sriov_drivers_autoprobe`: whether the drivers of `drivers` probe a
+    /// VF when it is made (pciback among them, for a VF it has a slot
+    /// for). Default `true`, as the kernel starts.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub drivers_autoprobe: bool,
+    /// Whether the PF's driver can change `sriov_numvfs` (has
+    /// `sriov_configure`). Default `true`; pciback never can.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub configurable: bool,
 }
 
 /// What dom0 does with a device: block devices and network interfaces.
@@ -299,6 +314,10 @@ pub struct Files {
     /// `/var/lib/xenpci/initramfs-pending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initramfs_pending: Option<String>,
+    /// `/etc/udev/rules.d/70-xenpci-sriov.rules`: applied at boot when
+    /// each PF it names is bound to a driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sriov_rule: Option<String>,
 }
 
 impl Files {
@@ -314,6 +333,7 @@ impl Files {
             ManagedFile::ModulesLoad => &self.modules_load,
             ManagedFile::InitramfsHook => &self.initramfs_hook,
             ManagedFile::InitramfsPending => &self.initramfs_pending,
+            ManagedFile::SriovRule => &self.sriov_rule,
         }
     }
 
@@ -325,6 +345,7 @@ impl Files {
             ManagedFile::ModulesLoad => &mut self.modules_load,
             ManagedFile::InitramfsHook => &mut self.initramfs_hook,
             ManagedFile::InitramfsPending => &mut self.initramfs_pending,
+            ManagedFile::SriovRule => &mut self.sriov_rule,
         }
     }
 }

@@ -1,0 +1,345 @@
+//! SR-IOV virtual functions: how many a physical function has, now and at
+//! boot, planned then applied.
+//!
+//! The kernel's rules (`sriov_numvfs_store` in `drivers/pci/iov.c`) shape
+//! the plan: a PF goes from N VFs to M through 0 (a write of M while VFs
+//! exist is `EBUSY`), only its own dom0 driver can change the count (`ENOENT`
+//! without one, or on pciback), and `sriov_drivers_autoprobe` decides
+//! whether dom0's drivers take the VFs as they appear, so it is written
+//! before the count. Removing VFs removes the devices under whoever holds
+//! them: a VF a guest holds, one on pciback (made assignable, perhaps for a
+//! guest's config) or one dom0 uses is refused unless `force`. With
+//! `persistent`, the udev rule of [`rule`] gives the PF the same VFs at
+//! every boot.
+//!
+//! [`plan`] reads the host and returns a [`Plan`] of [`Step`]s; [`apply`]
+//! runs them and, when making the new VFs fails after the old ones were
+//! removed, makes the old count again.
+
+pub mod rule;
+
+use std::fmt;
+
+use crate::bdf::Bdf;
+use crate::guard;
+use crate::host::{xs_pci_path, Host, HostError, ManagedFile, SriovCap, PCIBACK};
+use rule::{SriovRule, SriovRules};
+
+/// The checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SriovRequest {
+    /// The physical function.
+    pub pf: Bdf,
+    /// The VFs it should have.
+    pub num_vfs: u16,
+    /// `sriov_drivers_autoprobe`, when asked.
+    pub autoprobe: Option<bool>,
+    /// Also at every boot (the udev rule).
+    pub persistent: bool,
+    /// Remove VFs that guests, pciback or dom0 hold.
+    pub force: bool,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Write `sriov_drivers_autoprobe`.
+    Autoprobe(Bdf, bool),
+    /// Write `sriov_numvfs`.
+    NumVfs(Bdf, u16),
+    /// Write the udev rule file (its new text).
+    WriteRule(String),
+    /// Remove the udev rule file (no PF left in it).
+    RemoveRule,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Autoprobe(b, on) => write!(
+                f,
+                "write {} to /sys/bus/pci/devices/{b}/sriov_drivers_autoprobe",
+                u8::from(*on)
+            ),
+            Step::NumVfs(b, n) => write!(f, "write {n} to /sys/bus/pci/devices/{b}/sriov_numvfs"),
+            Step::WriteRule(_) => write!(f, "write {}", ManagedFile::SriovRule.path()),
+            Step::RemoveRule => write!(f, "remove {}", ManagedFile::SriovRule.path()),
+        }
+    }
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The physical function.
+    pub pf: Bdf,
+    /// Its capability as read.
+    pub cap: SriovCap,
+    /// Its VFs now.
+    pub vfs_before: Vec<Bdf>,
+    /// Its VFs after the plan (where the capability places them).
+    pub vfs_after: Vec<Bdf>,
+    /// Autoprobe after the plan.
+    pub autoprobe: bool,
+    /// The rule file before and after (absent: `None`).
+    pub rule_before: Option<String>,
+    /// The rule file after the plan.
+    pub rule_after: Option<String>,
+    /// The VFs the PF gets at boot after the plan (`None`: no rule).
+    pub boot_num_vfs: Option<u16>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Things a person should know.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Whether anything changes.
+    pub fn changed(&self) -> bool {
+        !self.steps.is_empty()
+    }
+}
+
+/// Why a request cannot be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SriovError {
+    /// A request that cannot work as given, or a refusal.
+    #[error("{0}")]
+    Invalid(String),
+    /// The host refused a step.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// Plans `req` on `host`.
+pub fn plan(host: &dyn Host, req: &SriovRequest) -> Result<Plan, SriovError> {
+    let pf = req.pf;
+    let dev = host.pci_device(&pf)?.ok_or_else(|| {
+        SriovError::Invalid(format!(
+            "no PCI device {pf} on this host (no /sys/bus/pci/devices/{pf})"
+        ))
+    })?;
+    let cap = match (dev.sriov, dev.physfn) {
+        (Some(cap), _) => cap,
+        (None, Some(parent)) => {
+            return Err(SriovError::Invalid(format!(
+                "{pf} is a virtual function of {parent}: give the physical function"
+            )))
+        }
+        (None, None) => {
+            return Err(SriovError::Invalid(format!(
+                "{pf} is not an SR-IOV physical function (it has no sriov_totalvfs)"
+            )))
+        }
+    };
+    if req.num_vfs > cap.total_vfs {
+        return Err(SriovError::Invalid(format!(
+            "{pf} can have at most {} VFs (sriov_totalvfs), not {}",
+            cap.total_vfs, req.num_vfs
+        )));
+    }
+    let mut steps = Vec::new();
+    let mut warnings = Vec::new();
+    let autoprobe = req.autoprobe.unwrap_or(cap.drivers_autoprobe);
+    let count_changes = req.num_vfs != cap.num_vfs;
+    if count_changes {
+        match dev.driver.as_deref() {
+            None => {
+                return Err(SriovError::Invalid(format!(
+                    "{pf} has no driver, and only its dom0 driver can make VFs (sriov_numvfs \
+                 fails with ENOENT): give it back to dom0 first (pci_assignable state: absent)"
+                )))
+            }
+            Some(PCIBACK) => {
+                return Err(SriovError::Invalid(format!(
+                    "{pf} is on pciback, which cannot make VFs (sriov_numvfs fails with ENOENT): \
+                 give it back to dom0 first (pci_assignable state: absent)"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if autoprobe != cap.drivers_autoprobe {
+        steps.push(Step::Autoprobe(pf, autoprobe));
+    }
+    if count_changes && cap.num_vfs > 0 {
+        check_removable(host, &dev.virtfns, req.force, &mut warnings)?;
+        steps.push(Step::NumVfs(pf, 0));
+    }
+    if count_changes && req.num_vfs > 0 {
+        steps.push(Step::NumVfs(pf, req.num_vfs));
+    }
+    let rule_before = host
+        .file_read(ManagedFile::SriovRule)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let mut rules = SriovRules::parse(rule_before.as_deref().unwrap_or(""));
+    if req.persistent {
+        match req.num_vfs {
+            0 => rules.remove(&pf),
+            n => rules.set(SriovRule {
+                pf,
+                num_vfs: n,
+                autoprobe,
+            }),
+        }
+    }
+    let text = rules.render();
+    let rule_after = (!text.is_empty()).then_some(text);
+    if rule_after != rule_before {
+        steps.push(match &rule_after {
+            Some(t) => Step::WriteRule(t.clone()),
+            None => Step::RemoveRule,
+        });
+    }
+    let boot_num_vfs = rules.get(&pf).map(|r| r.num_vfs);
+    if !req.persistent && boot_num_vfs.is_some_and(|n| n != req.num_vfs) {
+        warnings.push(format!(
+            "{pf}: {} gives it {} VFs at boot; persistent: true makes that {}",
+            ManagedFile::SriovRule.path(),
+            boot_num_vfs.unwrap_or_default(),
+            req.num_vfs
+        ));
+    }
+    Ok(Plan {
+        pf,
+        cap,
+        vfs_before: dev.virtfns.clone(),
+        vfs_after: vf_bdfs(&pf, &cap, req.num_vfs),
+        autoprobe,
+        rule_before,
+        rule_after,
+        boot_num_vfs,
+        steps,
+        warnings,
+    })
+}
+
+/// Refuses to remove VFs that a guest holds, that are on pciback or that
+/// dom0 uses, every one named with its reason; with `force`, warns.
+fn check_removable(
+    host: &dyn Host,
+    vfs: &[Bdf],
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), SriovError> {
+    let mut held = Vec::new();
+    for vf in vfs {
+        if let Some(domid) = host.xs_read(&xs_pci_path(vf, Some("domid")))? {
+            held.push(format!("{vf} is attached to domain {domid}"));
+            continue;
+        }
+        let Some(dev) = host.pci_device(vf)? else {
+            continue;
+        };
+        if dev.driver.as_deref() == Some(PCIBACK) {
+            held.push(format!("{vf} is on pciback (assignable to guests)"));
+            continue;
+        }
+        let reasons = guard::refusals(&dev, &host.dom0_use(vf)?);
+        if !reasons.is_empty() {
+            let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+            held.push(format!("{vf}: {}", why.join("; ")));
+        }
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    if force {
+        warnings.extend(
+            held.iter()
+                .map(|h| format!("force: removing the VF although {h}")),
+        );
+        return Ok(());
+    }
+    Err(SriovError::Invalid(format!(
+        "refusing to remove VFs in use (set force: true to override): {}; detach them \
+         (pci_attach state: absent) and give them back (pci_assignable state: absent) first",
+        held.join(" | ")
+    )))
+}
+
+/// Where the capability places the first `n` VFs of `pf`: routing id
+/// `PF + offset + i * stride` (the casts keep the bits of a 16-bit id).
+pub fn vf_bdfs(pf: &Bdf, cap: &SriovCap, n: u16) -> Vec<Bdf> {
+    let rid = (u32::from(pf.bus) << 8) | (u32::from(pf.dev) << 3) | u32::from(pf.func);
+    (0..n)
+        .map(|i| rid + u32::from(cap.offset) + u32::from(i) * u32::from(cap.stride))
+        .take_while(|r| *r <= 0xffff)
+        .map(|r| Bdf {
+            domain: pf.domain,
+            bus: (r >> 8) as u8,
+            dev: ((r >> 3) & 0x1f) as u8,
+            func: (r & 7) as u8,
+        })
+        .collect()
+}
+
+/// What a failed apply did.
+#[derive(Debug)]
+pub struct ApplyFailure {
+    /// The error.
+    pub error: SriovError,
+    /// The steps done, a restore included.
+    pub done: Vec<String>,
+}
+
+/// Runs the plan. When the new count cannot be made after the old VFs
+/// were removed, the old count is made again (the PF then has its VFs
+/// back, though their drivers are whatever autoprobe gives them).
+pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Vec<String>, Box<ApplyFailure>> {
+    let mut done = Vec::new();
+    let mut old_removed = false;
+    for step in &plan.steps {
+        let result = match step {
+            Step::Autoprobe(b, on) => host.sriov_set_autoprobe(b, *on),
+            Step::NumVfs(b, n) => host.sriov_set_numvfs(b, *n),
+            Step::WriteRule(text) => host.file_write(ManagedFile::SriovRule, text.as_bytes()),
+            Step::RemoveRule => host.file_remove(ManagedFile::SriovRule),
+        };
+        if let Err(e) = result {
+            if old_removed && matches!(step, Step::NumVfs(..)) {
+                let back = Step::NumVfs(plan.pf, plan.cap.num_vfs);
+                match host.sriov_set_numvfs(&plan.pf, plan.cap.num_vfs) {
+                    Ok(()) => done.push(format!("undo: {back}")),
+                    Err(e2) => done.push(format!("could not undo: {back}: {e2}")),
+                }
+            }
+            return Err(Box::new(ApplyFailure {
+                error: e.into(),
+                done,
+            }));
+        }
+        old_removed |= *step == Step::NumVfs(plan.pf, 0) && plan.cap.num_vfs > 0;
+        done.push(step.to_string());
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vfs_sit_at_offset_and_stride() {
+        let cap = SriovCap {
+            total_vfs: 64,
+            num_vfs: 0,
+            offset: 1,
+            stride: 1,
+            vf_device: 0x10ed,
+            drivers_autoprobe: true,
+        };
+        let pf: Bdf = "81:00.0".parse().unwrap();
+        let vfs = vf_bdfs(&pf, &cap, 64);
+        assert_eq!(vfs[0].to_string(), "0000:81:00.1");
+        assert_eq!(vfs[63].to_string(), "0000:81:08.0");
+        let wide = SriovCap {
+            offset: 0x80,
+            stride: 2,
+            ..cap
+        };
+        let vfs = vf_bdfs(&pf, &wide, 2);
+        assert_eq!(vfs[0].to_string(), "0000:81:10.0");
+        assert_eq!(vfs[1].to_string(), "0000:81:10.2");
+    }
+}
