@@ -12,6 +12,7 @@ pub mod passthrough;
 pub mod pci_assignable;
 pub mod pci_attach;
 pub mod pci_info;
+pub mod pci_sriov;
 
 use serde_json::Value;
 
@@ -60,4 +61,5 @@ modules!(
     pci_assignable::PciAssignable,
     pci_attach::PciAttach,
     pci_info::PciInfo,
+    pci_sriov::PciSriov,
 );

@@ -47,7 +47,7 @@ fn under_its_own_name_it_lists_and_explains_the_modules() {
     let ran = run_raw(XENPCI, &["--list"], None, &[]);
     assert_eq!(
         ran.stdout,
-        "domain_pci_config\npassthrough\npci_assignable\npci_attach\npci_info\n"
+        "domain_pci_config\npassthrough\npci_assignable\npci_attach\npci_info\npci_sriov\n"
     );
     let help = run_raw(XENPCI, &["--help"], None, &[]);
     assert_eq!(help.code, 0);

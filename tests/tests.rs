@@ -15,6 +15,7 @@ mod passthrough;
 mod pci_assignable;
 mod pci_attach;
 mod pci_info;
+mod pci_sriov;
 mod real_host;
 mod reliability;
 mod schemas;

@@ -183,8 +183,13 @@ pub fn plan(host: &dyn Host, req: &SriovRequest) -> Result<Plan, SriovError> {
             }),
         }
     }
-    let text = rules.render();
-    let rule_after = (!text.is_empty()).then_some(text);
+    // Without persistent the file is left as it is, whoever wrote it.
+    let rule_after = if req.persistent {
+        let text = rules.render();
+        (!text.is_empty()).then_some(text)
+    } else {
+        rule_before.clone()
+    };
     if rule_after != rule_before {
         steps.push(match &rule_after {
             Some(t) => Step::WriteRule(t.clone()),
@@ -281,6 +286,16 @@ pub struct ApplyFailure {
     pub error: SriovError,
     /// The steps done, a restore included.
     pub done: Vec<String>,
+}
+
+impl From<HostError> for Box<ApplyFailure> {
+    /// A host error before any step (the simulated host's commit).
+    fn from(e: HostError) -> Self {
+        Box::new(ApplyFailure {
+            error: e.into(),
+            done: Vec::new(),
+        })
+    }
 }
 
 /// Runs the plan. When the new count cannot be made after the old VFs

@@ -1,0 +1,71 @@
+//! pci_sriov: one snapshot per scenario folder under `tests/pci_sriov/` on
+//! the simulated SR-IOV dom0 (check, apply, re-apply, and what changed on
+//! the host), and a reboot with the udev rule of `persistent`.
+
+use serde_json::json;
+
+use crate::util::{each_scenario, host_scenario, run_module, run_on_shipped, HOST_FILE};
+
+const BIN: &str = "pci_sriov";
+
+/// Result keys check mode cannot know: which dom0 driver takes a VF that
+/// does not exist yet (`vfs[].driver` is `null` in check mode).
+const MAY_DIFFER: [&str; 1] = ["vfs"];
+
+fn snapshot(path: &std::path::Path) {
+    let (sc, value) = host_scenario(BIN, path, &MAY_DIFFER);
+    assert_scenario_snapshot!(sc, value);
+}
+
+#[test]
+fn scenarios() {
+    let mut failed = Vec::new();
+    insta::glob!("pci_sriov/*/args.json", |path| {
+        failed.extend(each_scenario(path, snapshot));
+    });
+    assert!(failed.is_empty(), "scenarios failed: {failed:?}");
+}
+
+/// `persistent` across a simulated reboot: a boot leaves no VF (the count
+/// starts at 0), the rule gives the PF its 16 VFs back, driverless as the
+/// rule's autoprobe says; without the rule the PF boots with none.
+#[test]
+fn persistent_vfs_come_back_after_a_reboot() {
+    let args = json!({"device": "81:00.0", "numvfs": 16, "autoprobe": false, "persistent": true});
+    let (ran, _, dir) = run_on_shipped(BIN, "sriov", &json!({}), &args);
+    assert!(!ran.failed(), "{}", ran.stdout);
+    let host = dir.path().join(HOST_FILE);
+    let env = [("XENPCI_HOST", host.to_str().expect("UTF-8"))];
+    let reboot = std::process::Command::new(env!("CARGO_BIN_EXE_xenpci-sim"))
+        .arg("reboot")
+        .arg(&host)
+        .output()
+        .expect("xenpci-sim runs");
+    assert!(reboot.status.success(), "{reboot:?}");
+    let again = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 16}), &env);
+    assert_eq!(again.json["changed"], json!(false), "{}", again.stdout);
+    assert_eq!(again.json["numvfs_before"], json!(16));
+    assert_eq!(again.json["autoprobe"], json!(false));
+    let vfs = again.json["vfs"].as_array().expect("vfs");
+    assert_eq!(vfs.len(), 16);
+    assert!(vfs.iter().all(|v| v["driver"].is_null()), "{vfs:?}");
+    // The rule removed, a reboot leaves the PF without VFs.
+    let gone = run_module(
+        BIN,
+        &json!({"device": "81:00.0", "numvfs": 0, "persistent": true}),
+        &env,
+    );
+    assert!(!gone.failed(), "{}", gone.stdout);
+    assert_eq!(gone.json["boot_numvfs"], json!(null));
+    let again = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 4}), &env);
+    assert_eq!(again.json["numvfs"], json!(4), "{}", again.stdout);
+    let reboot = std::process::Command::new(env!("CARGO_BIN_EXE_xenpci-sim"))
+        .arg("reboot")
+        .arg(&host)
+        .output()
+        .expect("xenpci-sim runs");
+    assert!(reboot.status.success(), "{reboot:?}");
+    let after = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 0}), &env);
+    assert_eq!(after.json["numvfs_before"], json!(0), "{}", after.stdout);
+    assert_eq!(after.json["changed"], json!(false));
+}
