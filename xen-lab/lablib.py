@@ -119,8 +119,11 @@ def snapshot_from_text(text):
         d = {"net": [], "block": [], "match": []}
         for line in b.splitlines():
             key, _, rest = line.partition(" ")
-            if key in ("driver", "vendor", "device", "class", "iommu_group", "physfn"):
+            if key in ("driver", "vendor", "device", "subsystem_vendor", "subsystem_device",
+                       "class", "iommu_group", "physfn") or key.startswith("sriov_"):
                 d[key] = rest.strip() or None
+                if key == "sriov_vf_match":
+                    d[key] = list(dict.fromkeys(rest.split()))
             elif key == "driver_override":
                 d["override"] = rest.strip()
             elif key == "boot_vga":
@@ -178,8 +181,11 @@ def snapshot_from_text(text):
     devices = []
     for bdf, s in sorted(sysdev.items()):
         driver = s.get("driver")
-        dev = {"bdf": bdf, "vendor": s["vendor"], "device": s["device"],
-               "class": s["class"]}
+        dev = {"bdf": bdf, "vendor": s["vendor"], "device": s["device"]}
+        for k in ("subsystem_vendor", "subsystem_device"):
+            if s.get(k):
+                dev[k] = s[k]
+        dev["class"] = s["class"]
         if driver:
             dev["driver"] = driver
         match = s.get("match", [])
@@ -189,6 +195,8 @@ def snapshot_from_text(text):
             dev["iommu_group"] = int(s["iommu_group"])
         if s.get("physfn"):
             dev["physfn"] = s["physfn"].rsplit("/", 1)[-1]
+        if s.get("sriov_totalvfs"):
+            dev["sriov"] = _sriov(bdf, s, sysdev)
         if s.get("boot_vga"):
             dev["boot_vga"] = True
         use = {}
@@ -280,6 +288,41 @@ def snapshot_from_text(text):
     if boot:
         snap["boot"] = boot
     return snap
+
+
+def _sriov(pf, s, sysdev):
+    """The snapshot's `sriov` of a physical function (src/host/sim/snapshot.rs:
+    Sriov) from its sriov_* lines. Its VFs are listed in `devices` too, each
+    with `physfn` and its own state, so these fields matter for the VFs a
+    later sriov_numvfs write makes: their driver and matching drivers are
+    those the existing VFs share, else what would match a new one (nvme
+    for QEMU's nvme: it probes it and fails, leaving it driverless)."""
+    sriov = {"num_vfs": int(s.get("sriov_numvfs") or 0),
+             "total_vfs": int(s["sriov_totalvfs"])}
+    for k in ("offset", "stride"):
+        v = int(s.get(f"sriov_{k}") or 1)
+        if v != 1:
+            sriov[k] = v
+    # sysfs prints the VF device id in hex without 0x ("10").
+    sriov["vf_device"] = f"0x{int(s.get('sriov_vf_device') or '0', 16):04x}"
+    vfs = [v for b, v in sorted(sysdev.items())
+           if (v.get("physfn") or "").rsplit("/", 1)[-1] == pf]
+    drivers = {v.get("driver") for v in vfs}
+    driver = drivers.pop() if len(drivers) == 1 else None
+    # A VF on pciback does not say what a new VF would get.
+    if driver and driver != "pciback":
+        sriov["vf_driver"] = driver
+    else:
+        driver = None
+    match = s.get("sriov_vf_match") or []
+    if match and match != [driver]:
+        sriov["vf_drivers_that_match"] = match
+    groups = [v.get("iommu_group") for v in vfs]
+    if groups and groups[0] is not None:
+        sriov["vf_iommu_group_first"] = int(groups[0])
+    if s.get("sriov_drivers_autoprobe") == "0":
+        sriov["drivers_autoprobe"] = False
+    return sriov
 
 
 def _module_names(text):
