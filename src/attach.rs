@@ -406,7 +406,9 @@ fn check_seizable(host: &dyn Host, bdf: &Bdf) -> Result<(), AttachError> {
     if dev.driver.as_deref() == Some(PCIBACK) {
         return check_assignable(host, bdf);
     }
-    let reasons = crate::guard::refusals(&dev, &host.dom0_use(bdf)?);
+    let all = host.pci_devices()?;
+    let mut reasons = crate::guard::refusals(&dev, &host.dom0_use(bdf)?);
+    reasons.extend(crate::guard::Fates::new(&all).refusal(&dev, &[*bdf]));
     if reasons.is_empty() {
         return Ok(());
     }

@@ -82,7 +82,9 @@ pub fn gather(
         .unwrap_or_default();
     let mut devices = Vec::new();
     let mut held: Vec<(u32, Bdf)> = Vec::new();
-    for d in host.pci_devices()? {
+    let all = host.pci_devices()?;
+    let fates = guard::Fates::new(&all);
+    for d in &all {
         if !filter.is_empty() && !filter.iter().any(|p| p.matches(&d.bdf)) {
             continue;
         }
@@ -94,7 +96,12 @@ pub fn gather(
         };
         held.extend(domid.map(|id| (id, d.bdf)));
         let used = host.dom0_use(&d.bdf)?;
-        let mut facts = facts_of(&d, &assignable, domid, &used, &log);
+        let mut facts = facts_of(d, &assignable, domid, &used, &log);
+        if d.driver.as_deref() != Some(host::PCIBACK) {
+            facts
+                .guard
+                .extend(fates.refusal(d, &[]).map(|r| r.to_string()));
+        }
         facts.hidden_at_boot = boot.contains(&d.bdf);
         devices.push(facts);
     }

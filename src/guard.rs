@@ -18,19 +18,20 @@
 //! use xenpci::guard::{refusals, Refusal};
 //! use xenpci::host::{Dom0Use, NetUse, PciDevice};
 //! # let dev = PciDevice { bdf: "02:00.0".parse().unwrap(), vendor: 0x8086, device: 0x1533,
-//! #   subsystem_vendor: 0, subsystem_device: 0,
+//! #   subsystem_vendor: 0, subsystem_device: 0, conventional_bridge: false, parent: None,
 //! #   class: 0x020000, driver: Some("igb".into()), is_bridge: false, boot_vga: false,
 //! #   iommu_group: None, physfn: None, virtfns: vec![], sriov: None };
 //! let used = Dom0Use { net: vec![NetUse { name: "eno1".into(), up: true, ..NetUse::default() }], ..Dom0Use::default() };
 //! assert_eq!(refusals(&dev, &used), vec![Refusal::NetUp { iface: "eno1".into() }]);
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
 
 use crate::bdf::Bdf;
-use crate::host::{Dom0Use, PciDevice};
+use crate::host::{Dom0Use, PciDevice, PCIBACK};
 
 /// One reason the guard refuses a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,6 +92,14 @@ pub enum Refusal {
         /// The VFs that would vanish, in BDF order.
         vfs: Vec<Bdf>,
     },
+    /// It sits behind a bridge to conventional PCI, whose devices share
+    /// one requester id, and others behind it are still dom0's.
+    SharedRequesterId {
+        /// The topmost such bridge above it.
+        bridge: Bdf,
+        /// The devices behind it that a dom0 driver holds, in BDF order.
+        with: Vec<Bdf>,
+    },
 }
 
 /// How many VFs a refusal names one by one before it counts the rest.
@@ -135,6 +144,13 @@ impl fmt::Display for Refusal {
             Refusal::Bridge => {
                 f.write_str("it is a PCI bridge (everything behind it would go too)")
             }
+            Refusal::SharedRequesterId { bridge, with } => write!(
+                f,
+                "it sits behind the bridge to conventional PCI {bridge}, whose devices share \
+                 one requester id: Xen would send the DMA of {} (still on a dom0 driver) to \
+                 the guest too; take them together, or leave it",
+                vf_list(with)
+            ),
             Refusal::SriovVfs { vfs } => write!(
                 f,
                 "it is an SR-IOV physical function with {} VF(s) enabled ({}), which vanish \
@@ -205,6 +221,98 @@ pub fn refusals(dev: &PciDevice, used: &Dom0Use) -> Vec<Refusal> {
         }
     }
     out
+}
+
+/// The fates devices share, read once from every device of the host:
+/// those behind one bridge to conventional PCI (Xen maps them by the
+/// bridge's requester id, `find_upstream_bridge` in
+/// `xen/drivers/passthrough/pci.c`, and does not refuse to split them: the
+/// last domain mapped wins), and those of one IOMMU group where the kernel
+/// has groups (a Xen dom0 usually has none: Xen owns the IOMMU).
+pub struct Fates<'a> {
+    devices: HashMap<Bdf, &'a PciDevice>,
+    groups: HashMap<u32, Vec<&'a PciDevice>>,
+    any_conventional: bool,
+}
+
+impl<'a> Fates<'a> {
+    /// The fates of `all`, the host's devices.
+    pub fn new(all: &'a [PciDevice]) -> Fates<'a> {
+        let mut groups: HashMap<u32, Vec<&PciDevice>> = HashMap::new();
+        for d in all {
+            if let Some(g) = d.iommu_group {
+                groups.entry(g).or_default().push(d);
+            }
+        }
+        Fates {
+            devices: all.iter().map(|d| (d.bdf, d)).collect(),
+            groups,
+            any_conventional: all.iter().any(|d| d.conventional_bridge),
+        }
+    }
+
+    /// The topmost bridge to conventional PCI above `bdf`, if any.
+    fn conventional_root(&self, bdf: &Bdf) -> Option<Bdf> {
+        let mut top = None;
+        let mut cur = self.devices.get(bdf).and_then(|d| d.parent);
+        let mut steps = 0;
+        while let Some(p) = cur.filter(|_| steps <= self.devices.len()) {
+            let bridge = self.devices.get(&p);
+            if bridge.is_some_and(|b| b.conventional_bridge) {
+                top = Some(p);
+            }
+            cur = bridge.and_then(|b| b.parent);
+            steps += 1;
+        }
+        top
+    }
+
+    /// Why taking `dev` (with the devices `taking`) would take others from
+    /// dom0 too: the devices behind its conventional bridge that a dom0
+    /// driver still holds.
+    pub fn refusal(&self, dev: &PciDevice, taking: &[Bdf]) -> Option<Refusal> {
+        if !self.any_conventional || dev.is_bridge {
+            return None;
+        }
+        let bridge = self.conventional_root(&dev.bdf)?;
+        let mut with: Vec<Bdf> = self
+            .devices
+            .values()
+            .filter(|d| d.bdf != dev.bdf && !d.is_bridge && !taking.contains(&d.bdf))
+            .filter(|d| d.driver.as_deref().is_some_and(|x| x != PCIBACK))
+            .filter(|d| self.conventional_root(&d.bdf) == Some(bridge))
+            .map(|d| d.bdf)
+            .collect();
+        with.sort();
+        (!with.is_empty()).then_some(Refusal::SharedRequesterId { bridge, with })
+    }
+
+    /// A warning when `dev` shares its IOMMU group with devices a dom0
+    /// driver holds (bridges aside, which every group below them has):
+    /// Xen does not use the kernel's groups and allows it, but the group
+    /// says the devices are not isolated from each other.
+    pub fn group_warning(&self, dev: &PciDevice, taking: &[Bdf]) -> Option<String> {
+        let g = dev.iommu_group?;
+        let mut with: Vec<Bdf> = self
+            .groups
+            .get(&g)?
+            .iter()
+            .filter(|d| d.bdf != dev.bdf && !d.is_bridge && !taking.contains(&d.bdf))
+            .filter(|d| d.driver.as_deref().is_some_and(|x| x != PCIBACK))
+            .map(|d| d.bdf)
+            .collect();
+        with.sort();
+        if with.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{}: it shares IOMMU group {g} with {}, which dom0's drivers still hold: the \
+             kernel cannot isolate them from each other (Xen allows it; taking them \
+             together is safer)",
+            dev.bdf,
+            vf_list(&with)
+        ))
+    }
 }
 
 #[cfg(test)]

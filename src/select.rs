@@ -685,6 +685,8 @@ mod tests {
             class,
             driver: Some("e1000e".into()),
             is_bridge: false,
+            conventional_bridge: false,
+            parent: None,
             boot_vga: false,
             iommu_group: None,
             physfn: None,

@@ -34,6 +34,8 @@ fn listing_reads_every_attribute_sorted_and_skips_non_bdfs() {
         class,
         driver: driver.map(str::to_string),
         is_bridge: class >> 16 == 0x06,
+        conventional_bridge: false,
+        parent: None,
         boot_vga: false,
         iommu_group: group,
         physfn: None,
@@ -104,6 +106,11 @@ fn listing_reads_every_attribute_sorted_and_skips_non_bdfs() {
     expected[6].virtfns = vec![bdf("0000:04:10.0"), bdf("0000:04:10.4")];
     expected[7].physfn = Some(bdf("0000:04:00.0"));
     expected[8].physfn = Some(bdf("0000:04:00.0"));
+    // The bridge above each, from where its sysfs folder sits.
+    expected[5].parent = Some(bdf("0000:00:1d.0"));
+    for d in &mut expected[6..=8] {
+        d.parent = Some(bdf("0000:00:1c.0"));
+    }
     assert_eq!(devices, expected);
     assert_eq!(
         s.host().pci_device(&bdf("00:19.0")).expect("read"),

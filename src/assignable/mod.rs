@@ -265,6 +265,11 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
     let mut devices = Vec::new();
     let mut refused = Vec::new();
     let mut warnings = Vec::new();
+    let all = match req.state {
+        AssignState::Present => host.pci_devices()?,
+        AssignState::Absent => Vec::new(),
+    };
+    let fates = guard::Fates::new(&all);
     for bdf in &bdfs {
         let dev = host
             .pci_device(bdf)?
@@ -282,7 +287,9 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                 if dev.driver.as_deref() != Some(PCIBACK) {
                     let used = host.dom0_use(bdf)?;
                     ctx.netdevs = used.net.iter().map(|n| n.name.clone()).collect();
-                    let reasons = guard::refusals(&dev, &used);
+                    let mut reasons = guard::refusals(&dev, &used);
+                    reasons.extend(fates.refusal(&dev, &bdfs));
+                    warnings.extend(fates.group_warning(&dev, &bdfs));
                     if req.force && !reasons.is_empty() {
                         let why: Vec<String> = reasons.iter().map(Refusal::to_string).collect();
                         warnings.push(format!("force: taking {bdf} although {}", why.join("; ")));

@@ -67,6 +67,13 @@ pub struct PciDevice {
     /// Whether it is a PCI-to-PCI bridge or a host bridge (class 06xx),
     /// which hides everything behind it.
     pub is_bridge: bool,
+    /// Whether it is a bridge to conventional PCI: a PCIe-to-PCI/PCI-X
+    /// bridge (PCIe port type 7) or a PCI-to-PCI bridge without a PCIe
+    /// capability. DMA from behind it carries its requester id (Xen's
+    /// `find_upstream_bridge`), so the devices behind it share one fate.
+    pub conventional_bridge: bool,
+    /// The bridge it sits behind (`None` on a root bus).
+    pub parent: Option<Bdf>,
     /// `boot_vga` is 1: the firmware's console GPU.
     pub boot_vga: bool,
     /// Its IOMMU group, when the kernel has one.

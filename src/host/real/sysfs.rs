@@ -134,9 +134,18 @@ impl Sysfs {
             Err(e) => return Err(sysfs_err("stat", &dir, &e)),
         }
         let class = read_hex(&dir.join("class"))?;
-        let header_type = read_header_type(&dir.join("config"))?;
+        let config = read_config(&dir.join("config"))?;
+        let header_type = config
+            .as_deref()
+            .and_then(|c| c.get(PCI_HEADER_TYPE).copied());
         let is_bridge = class >> 16 == PCI_BASE_CLASS_BRIDGE
             || header_type.is_some_and(|t| BRIDGE_HEADER_TYPES.contains(&(t & 0x7f)));
+        let conventional_bridge = header_type.is_some_and(|t| t & 0x7f == 1)
+            && config.as_deref().is_some_and(is_conventional_bridge);
+        let parent = fs::canonicalize(&dir)
+            .ok()
+            .and_then(|p| p.parent().and_then(|p| p.file_name()).map(|n| n.to_owned()))
+            .and_then(|n| n.to_str().and_then(parse_sysfs_bdf));
         Ok(Some(PciDevice {
             bdf: *bdf,
             // `sysfs_dev_get_vendor`/`_device`/`_class`: hex text `0x8086`.
@@ -147,6 +156,8 @@ impl Sysfs {
             class,
             driver: self.driver_of(bdf)?,
             is_bridge,
+            conventional_bridge,
+            parent,
             boot_vga: read_opt(&dir.join("boot_vga"))?.is_some_and(|v| v.trim() == "1"),
             iommu_group: link_name(&dir.join("iommu_group"))?.and_then(|g| g.parse().ok()),
             physfn: link_name(&dir.join("physfn"))?
@@ -366,11 +377,11 @@ fn narrow(value: u32, path: &Path) -> Result<u16, HostError> {
         .map_err(|_| sysfs_reason("read", path, format!("{value:#x} is over 16 bits")))
 }
 
-/// The header type byte of configuration space, when `config` is there and
-/// readable (its first 64 bytes are readable by anyone).
-fn read_header_type(path: &Path) -> Result<Option<u8>, HostError> {
+/// Configuration space, when `config` is there and readable (its first 64
+/// bytes by anyone, the rest by root).
+fn read_config(path: &Path) -> Result<Option<Vec<u8>>, HostError> {
     match fs::read(path) {
-        Ok(bytes) => Ok(bytes.get(PCI_HEADER_TYPE).copied()),
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e)
             if matches!(
                 e.kind(),
@@ -383,7 +394,34 @@ fn read_header_type(path: &Path) -> Result<Option<u8>, HostError> {
     }
 }
 
-/// The basename of a symlink's target, `None` when there is no link.
+/// Whether a PCI-to-PCI bridge's configuration space shows a bridge to
+/// conventional PCI: a PCIe capability (id 0x10) of port type 7
+/// (PCIe-to-PCI/PCI-X), or no PCIe capability at all, as Xen's
+/// `pdev_type` tells them. A capability list that cannot be read whole
+/// (64 bytes, not root) says nothing.
+fn is_conventional_bridge(config: &[u8]) -> bool {
+    const CAP_LIST: u8 = 0x10;
+    const PCI_CAP_ID_EXP: u8 = 0x10;
+    const PCIE_TO_PCI: u16 = 0x7;
+    if config.len() < 256 || config.get(0x06).is_none_or(|s| s & CAP_LIST == 0) {
+        // No list: a conventional bridge, if the bytes were all there.
+        return config.len() >= 256;
+    }
+    let mut at = usize::from(config[0x34] & 0xfc);
+    // A list that loops is cut off, as the kernel does after 48 entries.
+    for _ in 0..48 {
+        if at < 0x40 || at + 3 >= config.len() {
+            break;
+        }
+        if config[at] == PCI_CAP_ID_EXP {
+            let flags = u16::from_le_bytes([config[at + 2], config[at + 3]]);
+            return (flags >> 4) & 0xf == PCIE_TO_PCI;
+        }
+        at = usize::from(config[at + 1] & 0xfc);
+    }
+    true
+}
+
 pub(super) fn link_name(path: &Path) -> Result<Option<String>, HostError> {
     match fs::read_link(path) {
         Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
@@ -421,6 +459,53 @@ fn virtfns(dir: &Path) -> Result<Vec<Bdf>, HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bridge's 256 bytes of config space, with a capability list of
+    /// `caps` (id, and for PCIe the port type) from 0x40 on.
+    fn bridge_config(caps: &[(u8, u8)]) -> Vec<u8> {
+        let mut c = vec![0u8; 256];
+        c[0x0e] = 1;
+        if caps.is_empty() {
+            return c;
+        }
+        c[0x06] = 0x10;
+        c[0x34] = 0x40;
+        for (i, (id, port)) in caps.iter().enumerate() {
+            let at = 0x40 + i * 0x10;
+            c[at] = *id;
+            c[at + 1] = if i + 1 < caps.len() {
+                (at + 0x10) as u8
+            } else {
+                0
+            };
+            c[at + 2] = port << 4;
+        }
+        c
+    }
+
+    #[test]
+    fn conventional_bridges_by_their_pcie_port_type() {
+        // Power management, then PCIe: a PCIe-to-PCI bridge (7).
+        assert!(is_conventional_bridge(&bridge_config(&[
+            (0x01, 0),
+            (0x10, 7)
+        ])));
+        // A root port (4) and a downstream port (6) are not.
+        assert!(!is_conventional_bridge(&bridge_config(&[(0x10, 4)])));
+        assert!(!is_conventional_bridge(&bridge_config(&[
+            (0x01, 0),
+            (0x10, 6)
+        ])));
+        // No PCIe capability: a conventional PCI-to-PCI bridge.
+        assert!(is_conventional_bridge(&bridge_config(&[(0x01, 0)])));
+        assert!(is_conventional_bridge(&bridge_config(&[])));
+        // 64 bytes (not root): nothing can be told.
+        assert!(!is_conventional_bridge(&bridge_config(&[(0x10, 7)])[..64]));
+        // A list that loops ends.
+        let mut looped = bridge_config(&[(0x01, 0)]);
+        looped[0x41] = 0x40;
+        assert!(is_conventional_bridge(&looped));
+    }
 
     #[test]
     fn only_exact_sysfs_names_are_bdfs() {

@@ -67,6 +67,7 @@ impl Snapshot {
             ),
             boot_vga: false,
             is_bridge: None,
+            conventional_bridge: false,
             iommu_group: sriov.vf_iommu_group_first.map(|g| g + u32::from(i)),
             parent: pf.parent,
             physfn: Some(pf.bdf),

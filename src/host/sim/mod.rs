@@ -159,6 +159,8 @@ impl SimHost {
             class: d.class.0,
             driver: d.driver.clone(),
             is_bridge: d.is_bridge(),
+            conventional_bridge: d.conventional_bridge,
+            parent: d.parent,
             boot_vga: d.boot_vga,
             iommu_group: d.iommu_group,
             physfn: d.physfn,

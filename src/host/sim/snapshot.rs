@@ -110,6 +110,11 @@ pub struct SimDevice {
     /// Overrides "is a bridge" (default: class `0x06xxxx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_bridge: Option<bool>,
+    /// A bridge to conventional PCI (PCIe-to-PCI/PCI-X, or a PCI bridge
+    /// without a PCIe capability): the devices behind it share its
+    /// requester id.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub conventional_bridge: bool,
     /// Its IOMMU group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iommu_group: Option<u32>,
