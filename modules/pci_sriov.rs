@@ -16,9 +16,11 @@ use crate::sriov::{self, Plan, SriovRequest};
 /// Writes the PF's `sriov_numvfs` as the kernel requires: a change from N
 /// VFs to M goes through 0 (the kernel refuses a new count while VFs exist),
 /// and only the PF's own dom0 driver can make VFs (a PF on pciback or
-/// without a driver is refused, saying so). Removing VFs removes the
-/// devices under whoever holds them: a VF a guest holds, one on pciback or
-/// one dom0 uses is refused, with every reason, unless `force`. With
+/// without a driver is refused, saying so). While pciback holds a VF (made
+/// assignable, or in a guest) the count cannot change: the PF's driver
+/// refuses (`EPERM`), so the module refuses first, naming the VFs to give
+/// back. Removing VFs that dom0 uses is refused, with every reason, unless
+/// `force`. With
 /// `autoprobe`, `sriov_drivers_autoprobe` is written first: whether dom0's
 /// drivers take the new VFs (off leaves them driverless, ready for
 /// pciback). With `persistent`, the udev rule
@@ -43,8 +45,8 @@ pub struct Args {
     /// (removed with `numvfs: 0`; the file goes with its last line).
     #[serde(default, deserialize_with = "bool_lenient")]
     persistent: bool,
-    /// Remove VFs even when a guest holds one, pciback holds one or dom0
-    /// uses one (the kernel itself still refuses while a guest holds one).
+    /// Remove VFs even when dom0 uses one (an interface up, an address).
+    /// VFs on pciback are never removed: the kernel refuses.
     #[serde(default, deserialize_with = "bool_lenient")]
     force: bool,
 }

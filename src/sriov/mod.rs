@@ -6,9 +6,9 @@
 //! exist is `EBUSY`), only its own dom0 driver can change the count (`ENOENT`
 //! without one, or on pciback), and `sriov_drivers_autoprobe` decides
 //! whether dom0's drivers take the VFs as they appear, so it is written
-//! before the count. Removing VFs removes the devices under whoever holds
-//! them: a VF a guest holds, one on pciback (made assignable, perhaps for a
-//! guest's config) or one dom0 uses is refused unless `force`. With
+//! before the count. No count changes while pciback holds a VF (the PF's
+//! driver refuses, `EPERM`), and removing VFs dom0 uses is refused unless
+//! `force`. With
 //! `persistent`, the udev rule of [`rule`] gives the PF the same VFs at
 //! every boot.
 //!
@@ -36,7 +36,7 @@ pub struct SriovRequest {
     pub autoprobe: Option<bool>,
     /// Also at every boot (the udev rule).
     pub persistent: bool,
-    /// Remove VFs that guests, pciback or dom0 hold.
+    /// Remove VFs that dom0 uses.
     pub force: bool,
 }
 
@@ -219,47 +219,61 @@ pub fn plan(host: &dyn Host, req: &SriovRequest) -> Result<Plan, SriovError> {
     })
 }
 
-/// Refuses to remove VFs that a guest holds, that are on pciback or that
-/// dom0 uses, every one named with its reason; with `force`, warns.
+/// Refuses to remove VFs that pciback holds (made assignable, or in a
+/// guest): xen-pciback flags every device it takes as assigned, and the PF
+/// drivers' `sriov_configure` then refuse any change (`EPERM`, "Cannot
+/// modify SR-IOV while VFs are assigned", seen on the lab's nvme; ice,
+/// i40e, ixgbe and mlx5 check `pci_vfs_assigned` alike), so no `force`
+/// can help. VFs dom0 uses (the guard's reasons) are refused unless
+/// `force`, which warns. Every VF is named with its reason.
 fn check_removable(
     host: &dyn Host,
     vfs: &[Bdf],
     force: bool,
     warnings: &mut Vec<String>,
 ) -> Result<(), SriovError> {
-    let mut held = Vec::new();
+    let mut assigned = Vec::new();
+    let mut used = Vec::new();
     for vf in vfs {
         if let Some(domid) = host.xs_read(&xs_pci_path(vf, Some("domid")))? {
-            held.push(format!("{vf} is attached to domain {domid}"));
+            assigned.push(format!("{vf} is attached to domain {domid}"));
             continue;
         }
         let Some(dev) = host.pci_device(vf)? else {
             continue;
         };
         if dev.driver.as_deref() == Some(PCIBACK) {
-            held.push(format!("{vf} is on pciback (assignable to guests)"));
+            assigned.push(format!("{vf} is on pciback"));
             continue;
         }
         let reasons = guard::refusals(&dev, &host.dom0_use(vf)?);
         if !reasons.is_empty() {
             let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-            held.push(format!("{vf}: {}", why.join("; ")));
+            used.push(format!("{vf}: {}", why.join("; ")));
         }
     }
-    if held.is_empty() {
+    if !assigned.is_empty() {
+        return Err(SriovError::Invalid(format!(
+            "refusing to change the VFs while pciback holds some ({}): the kernel refuses \
+             it too (EPERM: the PF's driver cannot modify SR-IOV while VFs are assigned), \
+             force or not; detach them (pci_attach state: absent) and give them back \
+             (pci_assignable state: absent) first",
+            assigned.join("; ")
+        )));
+    }
+    if used.is_empty() {
         return Ok(());
     }
     if force {
         warnings.extend(
-            held.iter()
+            used.iter()
                 .map(|h| format!("force: removing the VF although {h}")),
         );
         return Ok(());
     }
     Err(SriovError::Invalid(format!(
-        "refusing to remove VFs in use (set force: true to override): {}; detach them \
-         (pci_attach state: absent) and give them back (pci_assignable state: absent) first",
-        held.join(" | ")
+        "refusing to remove VFs dom0 uses (set force: true to override): {}",
+        used.join(" | ")
     )))
 }
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::lookup::default_matching;
-use super::snapshot::{Faults, SimDevice, SimDom0Use, Snapshot, Sriov};
+use super::snapshot::{SimDevice, SimDom0Use, Snapshot, Sriov};
 use crate::bdf::Bdf;
 use crate::host::PCIBACK;
 
@@ -75,7 +75,7 @@ impl Snapshot {
             dom0_use: SimDom0Use::default(),
             quarantined: false,
             reset: true,
-            bind_fails: Faults::default(),
+            bind_fails: sriov.vf_bind_fails.clone(),
             assign_fails: None,
         })
     }
@@ -304,6 +304,7 @@ pub fn normalize_xenstore(map: &mut BTreeMap<String, String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::sim::snapshot::Faults;
     use crate::host::sim::snapshot::{Hex16, Hex24};
     use nix::errno::Errno;
 

@@ -180,6 +180,11 @@ pub struct Sriov {
     /// The drivers matching a VF. Default: `vf_driver`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vf_drivers_that_match: Option<Vec<String>>,
+    /// Fault injection for every VF: a probe by these drivers fails (as
+    /// `bind_fails`), e.g. `["nvme"]` for QEMU's nvme VFs, which nvme
+    /// probes and gives up on ("Device not ready"), leaving them driverless.
+    #[serde(default, skip_serializing_if = "Faults::is_empty")]
+    pub vf_bind_fails: Faults,
     /// The IOMMU group of the first VF; VF `i` is in this plus `i`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vf_iommu_group_first: Option<u32>,

@@ -5,10 +5,12 @@
 //! `sriov_numvfs_store` checks, in this order: a count above
 //! `sriov_totalvfs` is `ERANGE`; the count it already has is a no-op; a PF
 //! without a driver, or whose driver has no `sriov_configure` (pciback
-//! among them), is `ENOENT`; 0 removes every VF, unless one is assigned to
-//! a guest (`pci_vfs_assigned`: pciback flags the devices a guest holds,
-//! and the PF drivers' `sriov_configure` refuse with `EPERM`); a new count
-//! while VFs exist is `EBUSY` ("Disable before enabling"). New VFs appear
+//! among them), is `ENOENT`; 0 removes every VF, unless one is assigned
+//! (`pci_vfs_assigned`: pciback flags every device it takes as assigned,
+//! in a guest or not, and the PF drivers' `sriov_configure` refuse with
+//! `EPERM`, "Cannot modify SR-IOV while VFs are assigned"; seen on the
+//! lab's nvme PF, 6.1 and 6.12); a new count while VFs exist is `EBUSY`
+//! ("Disable before enabling"). New VFs appear
 //! at routing id `PF + offset + i * stride` and, with autoprobe on, are
 //! offered to the loaded drivers in registration order (pciback takes one
 //! it has a slot for, as its `hide=` gives at boot).
@@ -69,12 +71,14 @@ impl Snapshot {
         Ok(())
     }
 
-    /// `sriov_configure(pdev, 0)`: refused while a guest holds a VF, else
-    /// every VF is unbound (pciback's remove warns for nothing here: no
-    /// guest holds one) and removed.
+    /// `sriov_configure(pdev, 0)`: refused while pciback holds a VF (for
+    /// a guest or not), else every VF is removed.
     fn remove_vfs(&mut self, pf: &Bdf, driver: &str) -> Result<(), SysfsError> {
         let vfs = self.virtfns(pf);
-        if vfs.iter().any(|vf| self.holder(vf).is_some()) {
+        let assigned = |s: &Snapshot, vf: &Bdf| {
+            s.holder(vf).is_some() || s.dev(vf).and_then(|d| d.driver.as_deref()) == Some(PCIBACK)
+        };
+        if vfs.iter().any(|vf| assigned(self, vf)) {
             self.klog(format!(
                 "{driver} {pf}: Cannot modify SR-IOV while VFs are assigned"
             ));
