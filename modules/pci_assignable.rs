@@ -149,6 +149,7 @@ impl Module for PciAssignable {
                 in_place: &|d| (d.driver.as_deref() == Some(host::PCIBACK)) == present,
                 make: &|bdf, sel| bdf_only(bdf, sel),
                 taken: &Default::default(),
+                candidate: &|_| true,
             },
         )?;
         let selected = resolved.selected.clone();

@@ -30,8 +30,8 @@ use crate::sriov::{self, Plan, SriovRequest};
 /// simulated dom0.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Args {
-    /// The physical function: `[DDDD:]BB:DD.F`, or a selection that
-    /// chooses one device (`{select: {vendor: "8086", device: "1593"},
+    /// The physical function: `[DDDD:]BB:DD.F`, or a selection, among the
+    /// SR-IOV physical functions only, that chooses one (`{select: {vendor: "8086", device: "1593"},
     /// count: 1}`, `{select: {netdev: eth2}}`).
     device: DeviceArg<String>,
     /// How many VFs it should have: 0 removes them all; at most its
@@ -159,10 +159,15 @@ fn physical_function(host: &dyn Host, args: &Args) -> Result<(Bdf, Vec<Selected>
                 Ok(bdf.to_string())
             },
             taken: &Default::default(),
+            // A selection chooses among the SR-IOV physical functions.
+            candidate: &|d| d.sriov.is_some(),
         },
     )
     .map_err(|e| match e {
         select::SelectError::Host(h) => Failure::from(h),
+        select::SelectError::NoMatch { select, .. } => Failure::msg(format!(
+            "device: no SR-IOV physical function on this host matches select {select}"
+        )),
         e => Failure::msg(format!("device{e}")),
     })?;
     match resolved.items.as_slice() {

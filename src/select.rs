@@ -295,6 +295,9 @@ pub struct Resolver<'a, T> {
     pub make: &'a dyn Fn(Bdf, &Selection) -> Result<T, String>,
     /// Devices other parts of the request name: a count never picks them.
     pub taken: &'a BTreeSet<Bdf>,
+    /// The devices the module can act on at all (pci_sriov: SR-IOV
+    /// physical functions); the others never match.
+    pub candidate: &'a dyn Fn(&PciDevice) -> bool,
 }
 
 impl Resolved<SpecArg> {
@@ -360,6 +363,7 @@ pub fn resolve_specs(
             in_place,
             make: &spec_of,
             taken,
+            candidate: &|_| true,
         },
     )
 }
@@ -415,7 +419,8 @@ pub fn resolve<T: Clone>(
             }
             DeviceArg::Select(sel) => sel,
         };
-        let matched = host_view.matching(host, &sel.select)?;
+        let mut matched = host_view.matching(host, &sel.select)?;
+        matched.retain(|d| (how.candidate)(d));
         let chosen = choose(host, &host_view, index, sel, &matched, &taken, how)?;
         if chosen.len() > 1 && sel.options.vslot.is_some() {
             return Err(SelectError::Invalid {

@@ -317,6 +317,10 @@ def _sriov(pf, s, sysdev):
     match = s.get("sriov_vf_match") or []
     if match and match != [driver]:
         sriov["vf_drivers_that_match"] = match
+    # QEMU's nvme VFs (1b36:0010): nvme probes each and gives up ("Device
+    # not ready", FACTS.md), so a new VF stays driverless.
+    if (s.get("vendor"), s.get("device")) == ("0x1b36", "0x0010") and "nvme" in match:
+        sriov["vf_bind_fails"] = ["nvme"]
     groups = [v.get("iommu_group") for v in vfs]
     if groups and groups[0] is not None:
         sriov["vf_iommu_group_first"] = int(groups[0])
