@@ -22,8 +22,9 @@ use crate::sriov::{self, Plan, SriovRequest};
 /// back. Removing VFs that dom0 uses is refused, with every reason, unless
 /// `force`. With
 /// `autoprobe`, `sriov_drivers_autoprobe` is written first: whether dom0's
-/// drivers take the new VFs (off leaves them driverless, ready for
-/// pciback). With `persistent`, the udev rule
+/// drivers take the new VFs. Off, the kernel lets no driver bind the VFs
+/// at all, pciback included, until it is on again (`pci_device_can_probe`):
+/// to hand VFs to guests, leave it on. With `persistent`, the udev rule
 /// `/etc/udev/rules.d/70-xenpci-sriov.rules` gives the PF the same VFs (and
 /// autoprobe) at every boot, once its driver is bound. Idempotent; check
 /// mode and diff mode are supported; `XENPCI_HOST=FILE` runs it against a
@@ -37,8 +38,9 @@ pub struct Args {
     /// How many VFs it should have: 0 removes them all; at most its
     /// `sriov_totalvfs`.
     numvfs: u16,
-    /// Whether dom0's drivers probe the VFs as they appear
-    /// (`sriov_drivers_autoprobe`). Unset: as it is now.
+    /// Whether drivers may probe the PF's VFs (`sriov_drivers_autoprobe`):
+    /// off, no driver binds them, pciback included (so no VF can be made
+    /// assignable). Unset: as it is now.
     #[serde(default)]
     autoprobe: Option<bool>,
     /// Also at every boot: the PF's line in the udev rule file is written

@@ -29,6 +29,15 @@ pub struct DeviceFacts {
     pub vendor: String,
     /// Device id.
     pub device: String,
+    /// Subsystem vendor id (`0x0000`: none).
+    pub subsystem_vendor: String,
+    /// Subsystem device id.
+    pub subsystem_device: String,
+    /// The bridge it sits behind (`null`: a root bus).
+    pub parent: Option<Bdf>,
+    /// For an SR-IOV physical function: its VFs now, the most it can have,
+    /// and whether dom0's drivers probe new ones (what pci_sriov sets).
+    pub sriov: Option<SriovFacts>,
     /// The bound driver (`null`: none).
     pub driver: Option<String>,
     /// Its IOMMU group: devices of one group go to a guest together.
@@ -48,6 +57,17 @@ pub struct DeviceFacts {
     pub guard: Vec<String>,
     /// Advice from the kernel log.
     pub hints: Vec<String>,
+}
+
+/// An SR-IOV physical function's `sriov_*` files.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SriovFacts {
+    /// `sriov_numvfs`.
+    pub numvfs: u16,
+    /// `sriov_totalvfs`.
+    pub total_vfs: u16,
+    /// `sriov_drivers_autoprobe`.
+    pub autoprobe: bool,
 }
 
 /// The facts.
@@ -159,6 +179,14 @@ fn facts_of(
         class_name: class_name(d.class),
         vendor: format!("0x{:04x}", d.vendor),
         device: format!("0x{:04x}", d.device),
+        subsystem_vendor: format!("0x{:04x}", d.subsystem_vendor),
+        subsystem_device: format!("0x{:04x}", d.subsystem_device),
+        parent: d.parent,
+        sriov: d.sriov.map(|c| SriovFacts {
+            numvfs: c.num_vfs,
+            total_vfs: c.total_vfs,
+            autoprobe: c.drivers_autoprobe,
+        }),
         driver: d.driver.clone(),
         iommu_group: d.iommu_group,
         physfn: d.physfn,

@@ -110,6 +110,29 @@ pub(super) fn quarantine_possible(
     )))
 }
 
+/// Fails for a VF whose PF has `sriov_drivers_autoprobe` off: the kernel
+/// lets no driver bind it, pciback included (`pci_device_can_probe` in
+/// `drivers/pci/pci-driver.c`; libxl's bind fails with `ENODEV`), so the
+/// plan says how to fix it instead.
+pub(super) fn vf_bindable(host: &dyn Host, dev: &PciDevice) -> Result<(), AssignError> {
+    let Some(pf) = dev.physfn else {
+        return Ok(());
+    };
+    let off = host
+        .pci_device(&pf)?
+        .and_then(|p| p.sriov)
+        .is_some_and(|c| !c.drivers_autoprobe);
+    if !off {
+        return Ok(());
+    }
+    Err(AssignError::Invalid(format!(
+        "{} is an SR-IOV VF of {pf}, whose sriov_drivers_autoprobe is 0: the kernel lets no \
+         driver bind its VFs then, pciback included (the bind fails with ENODEV); turn \
+         autoprobe on first (pci_sriov autoprobe: true)",
+        dev.bdf
+    )))
+}
+
 /// Fails when `name` is already another device's. libxl does not check
 /// (it would store the name twice), and `name=` would then name whichever
 /// device its lookup (`name2bdf`) reads first: a user who gives a name

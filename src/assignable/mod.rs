@@ -287,6 +287,7 @@ pub fn plan(host: &dyn Host, req: &AssignRequest) -> Result<Plan, AssignError> {
                 if dev.driver.as_deref() != Some(PCIBACK) {
                     let used = host.dom0_use(bdf)?;
                     ctx.netdevs = used.net.iter().map(|n| n.name.clone()).collect();
+                    checks::vf_bindable(host, &dev)?;
                     let mut reasons = guard::refusals(&dev, &used);
                     reasons.extend(fates.refusal(&dev, &bdfs));
                     warnings.extend(fates.group_warning(&dev, &bdfs));

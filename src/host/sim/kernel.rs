@@ -85,10 +85,23 @@ impl Snapshot {
     }
 
     /// One probe of `bdf` by `driver` (`really_probe`): pciback first
-    /// checks its slots (`pcistub_probe`: `ENODEV` without one), then an
-    /// injected failure applies; success binds.
+    /// checks its slots (`pcistub_probe`: `ENODEV` without one), a VF
+    /// whose PF has autoprobe off is never probed, then an injected
+    /// failure applies; success binds.
     fn probe(&mut self, bdf: &Bdf, driver: &str) -> Result<(), Errno> {
         if driver == PCIBACK && !self.pciback_claims(bdf) {
+            return Err(Errno::ENODEV);
+        }
+        // `pci_device_can_probe`: no driver probes a VF whose PF has
+        // sriov_drivers_autoprobe off (without a driver_override), an
+        // explicit bind included: `ENODEV` (seen: xl pci-assignable-add of
+        // such a VF on the lab's dom0).
+        let pf = self.dev(bdf).and_then(|d| d.physfn);
+        let autoprobe = pf
+            .and_then(|p| self.dev(&p))
+            .and_then(|p| p.sriov.as_ref())
+            .is_none_or(|s| s.drivers_autoprobe);
+        if !autoprobe {
             return Err(Errno::ENODEV);
         }
         let dev = self.dev_mut(bdf).ok_or(Errno::ENODEV)?;

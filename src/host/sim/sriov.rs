@@ -203,6 +203,13 @@ mod tests {
         s.sysfs_sriov_autoprobe(&pf, false).unwrap();
         s.sysfs_sriov_numvfs(&pf, 1).unwrap();
         assert_eq!(s.dev(&b("00:07.1")).unwrap().driver, None);
+        // No driver may bind it, pciback included (`pci_device_can_probe`).
+        s.sysfs_new_slot(&b("00:07.1")).unwrap();
+        assert_eq!(
+            s.sysfs_bind(&b("00:07.1"), PCIBACK).unwrap_err().errno(),
+            Errno::ENODEV
+        );
+        s.sysfs_remove_slot(&b("00:07.1")).unwrap();
         s.sysfs_sriov_numvfs(&pf, 0).unwrap();
         s.sysfs_sriov_autoprobe(&pf, true).unwrap();
         // pciback registered after nvme, so nvme wins unless pciback is first.
