@@ -7,21 +7,15 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::util::{run_module, run_on_shipped, run_raw, sim_host_state, Ran, HOST_FILE};
+use crate::util::{run_module, run_on_shipped, sim_host_state, sim_reboot, Ran, HOST_FILE};
 
 const ASSIGNABLE: &str = "pci_assignable";
-const SIM: &str = env!("CARGO_BIN_EXE_xenpci-sim");
 const ATTACH: &str = "pci_attach";
 
 /// The shipped typical dom0 with what its boot needs spelt out: the bridges'
 /// driver built in, the root disk's driver (nvme) in the initramfs.
 fn typical_boot() -> Value {
     json!({"boot": {"builtin_drivers": ["pcieport"], "initramfs": {"modules": ["nvme"]}}})
-}
-
-fn reboot(host: &Path) {
-    let out = run_raw(SIM, &["reboot", host.to_str().expect("UTF-8")], None, &[]);
-    assert_eq!(out.code, 0, "xenpci-sim reboot: {}", out.stderr);
 }
 
 fn assign(host: &Path, args: Value) -> Ran {
@@ -62,7 +56,7 @@ fn hide_option_alone_loses_the_race() {
     assert!(!ran.failed(), "{}", ran.stdout);
     let host = dir.path().join(HOST_FILE);
     assert_eq!(driver(&host, "0000:03:00.0"), json!("pciback"));
-    reboot(&host);
+    sim_reboot(&host);
     assert_eq!(driver(&host, "0000:03:00.0"), json!("e1000e"));
 }
 
@@ -87,7 +81,7 @@ fn persistent_survives_reboots_both_ways() {
     );
     let host = dir.path().join(HOST_FILE);
 
-    reboot(&host);
+    sim_reboot(&host);
     assert_eq!(driver(&host, "0000:03:00.0"), json!("pciback"));
     assert_eq!(driver(&host, "0000:04:00.0"), json!("e1000e"));
     assert_eq!(driver(&host, "0000:01:00.0"), json!("nvme"));
@@ -121,7 +115,7 @@ fn persistent_survives_reboots_both_ways() {
         None,
         "{state}"
     );
-    reboot(&host);
+    sim_reboot(&host);
     assert_eq!(driver(&host, "0000:03:00.0"), json!("e1000e"));
 }
 
@@ -145,10 +139,10 @@ fn initramfs_driver_needs_the_rebuild() {
     stale["boot"]["initramfs"] = json!({"modules": ["nvme"]});
     let stale_host = dir.path().join("stale.json");
     std::fs::write(&stale_host, stale.to_string()).expect("write");
-    reboot(&stale_host);
+    sim_reboot(&stale_host);
     assert_eq!(driver(&stale_host, "0000:06:00.0"), json!("nvme"));
 
-    reboot(&host);
+    sim_reboot(&host);
     assert_eq!(driver(&host, "0000:06:00.0"), json!("pciback"));
     assert_eq!(driver(&host, "0000:01:00.0"), json!("nvme"));
 }
@@ -294,7 +288,7 @@ fn a_device_a_guest_had_since_the_boot_is_de_quarantined_when_given_back() {
     let (ran, _, dir) = run_on_shipped(ASSIGNABLE, "typical", &typical_boot(), &args);
     assert!(!ran.failed(), "{}", ran.stdout);
     let host = dir.path().join(HOST_FILE);
-    reboot(&host);
+    sim_reboot(&host);
     // `xl create` of a guest that can take devices.
     let mut state = sim_host_state(&host);
     state["domains"] =

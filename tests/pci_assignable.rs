@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::util::{each_scenario, host_scenario, run_on_shipped};
+use crate::util::run_on_shipped;
 
 const BIN: &str = "pci_assignable";
 
@@ -17,19 +17,7 @@ const BIN: &str = "pci_assignable";
 /// before the run in check mode (documented so), after it when applied.
 const MAY_DIFFER: [&str; 1] = ["assignable"];
 
-fn snapshot(path: &std::path::Path) {
-    let (sc, value) = host_scenario(BIN, path, &MAY_DIFFER);
-    assert_scenario_snapshot!(sc, value);
-}
-
-#[test]
-fn scenarios() {
-    let mut failed = Vec::new();
-    insta::glob!("pci_assignable/*/args.json", |path| {
-        failed.extend(each_scenario(path, snapshot));
-    });
-    assert!(failed.is_empty(), "scenarios failed: {failed:?}");
-}
+host_scenarios!(BIN, "pci_assignable/*/args.json", MAY_DIFFER);
 
 /// The 64 virtual functions of the SR-IOV host in one run: every one
 /// changes, ends on pciback and is listed assignable; a second run is a

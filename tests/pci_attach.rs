@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::util::{
-    each_scenario, host_scenario, json_changes, merge_patch, redact_temp_pid, sim_host_state,
-    HOST_FILE, SHIPPED_HOSTS,
+    json_changes, merge_patch, redact_temp_pid, sim_host_state, HOST_FILE, SHIPPED_HOSTS,
 };
 
 const BIN: &str = "pci_attach";
@@ -24,19 +23,7 @@ const BIN: &str = "pci_attach";
 /// holds before the run in check mode (documented so).
 const MAY_DIFFER: [&str; 1] = ["devices_after"];
 
-fn snapshot(path: &std::path::Path) {
-    let (sc, value) = host_scenario(BIN, path, &MAY_DIFFER);
-    assert_scenario_snapshot!(sc, value);
-}
-
-#[test]
-fn scenarios() {
-    let mut failed = Vec::new();
-    insta::glob!("pci_attach/*/args.json", |path| {
-        failed.extend(each_scenario(path, snapshot));
-    });
-    assert!(failed.is_empty(), "scenarios failed: {failed:?}");
-}
+host_scenarios!(BIN, "pci_attach/*/args.json", MAY_DIFFER);
 
 // ---------------------------------------------------------------------------
 // Failures once the guest or its config could change: the result says what

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::util::{each_scenario, host_scenario, run_module, run_on_shipped, HOST_FILE};
+use crate::util::{run_module, run_on_shipped, sim_reboot, HOST_FILE};
 
 const BIN: &str = "pci_sriov";
 
@@ -12,19 +12,7 @@ const BIN: &str = "pci_sriov";
 /// does not exist yet (`vfs[].driver` is `null` in check mode).
 const MAY_DIFFER: [&str; 1] = ["vfs"];
 
-fn snapshot(path: &std::path::Path) {
-    let (sc, value) = host_scenario(BIN, path, &MAY_DIFFER);
-    assert_scenario_snapshot!(sc, value);
-}
-
-#[test]
-fn scenarios() {
-    let mut failed = Vec::new();
-    insta::glob!("pci_sriov/*/args.json", |path| {
-        failed.extend(each_scenario(path, snapshot));
-    });
-    assert!(failed.is_empty(), "scenarios failed: {failed:?}");
-}
+host_scenarios!(BIN, "pci_sriov/*/args.json", MAY_DIFFER);
 
 /// `persistent` across a simulated reboot: a boot leaves no VF (the count
 /// starts at 0), the rule gives the PF its 16 VFs back, driverless as the
@@ -36,12 +24,7 @@ fn persistent_vfs_come_back_after_a_reboot() {
     assert!(!ran.failed(), "{}", ran.stdout);
     let host = dir.path().join(HOST_FILE);
     let env = [("XENPCI_HOST", host.to_str().expect("UTF-8"))];
-    let reboot = std::process::Command::new(env!("CARGO_BIN_EXE_xenpci-sim"))
-        .arg("reboot")
-        .arg(&host)
-        .output()
-        .expect("xenpci-sim runs");
-    assert!(reboot.status.success(), "{reboot:?}");
+    sim_reboot(&host);
     let again = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 16}), &env);
     assert_eq!(again.json["changed"], json!(false), "{}", again.stdout);
     assert_eq!(again.json["numvfs_before"], json!(16));
@@ -59,12 +42,7 @@ fn persistent_vfs_come_back_after_a_reboot() {
     assert_eq!(gone.json["boot_numvfs"], json!(null));
     let again = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 4}), &env);
     assert_eq!(again.json["numvfs"], json!(4), "{}", again.stdout);
-    let reboot = std::process::Command::new(env!("CARGO_BIN_EXE_xenpci-sim"))
-        .arg("reboot")
-        .arg(&host)
-        .output()
-        .expect("xenpci-sim runs");
-    assert!(reboot.status.success(), "{reboot:?}");
+    sim_reboot(&host);
     let after = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 0}), &env);
     assert_eq!(after.json["numvfs_before"], json!(0), "{}", after.stdout);
     assert_eq!(after.json["changed"], json!(false));

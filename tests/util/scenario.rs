@@ -283,3 +283,23 @@ macro_rules! assert_scenario_snapshot {
         settings.bind(|| insta::assert_json_snapshot!(sc.name.as_str(), $value));
     }};
 }
+
+/// The scenarios test of a module on simulated dom0s: one snapshot per
+/// folder of `$glob` ([`host_scenario`](super::host_scenario)), every
+/// folder run even when one fails, the failed ones named. A macro, so
+/// that insta names the snapshots after the calling test module.
+macro_rules! host_scenarios {
+    ($bin:expr, $glob:literal, $may_differ:expr) => {
+        #[test]
+        fn scenarios() {
+            let mut failed = Vec::new();
+            insta::glob!($glob, |path| {
+                failed.extend($crate::util::each_scenario(path, |path| {
+                    let (sc, value) = $crate::util::host_scenario($bin, path, &$may_differ);
+                    assert_scenario_snapshot!(sc, value);
+                }));
+            });
+            assert!(failed.is_empty(), "scenarios failed: {failed:?}");
+        }
+    };
+}

@@ -17,6 +17,17 @@ use super::scenario::{scenario_may_differ, Scenario};
 /// The shipped snapshots of simulated dom0s (`typical`, `sriov`).
 pub const SHIPPED_HOSTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks-examples/hosts");
 
+/// Boots the simulated dom0 in `host` again (`xenpci-sim reboot`).
+pub fn sim_reboot(host: &Path) {
+    let out = super::run::run_raw(
+        env!("CARGO_BIN_EXE_xenpci-sim"),
+        &["reboot", host.to_str().expect("UTF-8")],
+        None,
+        &[],
+    );
+    assert_eq!(out.code, 0, "xenpci-sim reboot: {}", out.stderr);
+}
+
 /// The simulated host's file in a scenario's copy.
 pub const HOST_FILE: &str = "host.json";
 
