@@ -24,7 +24,8 @@
 //!    [`bdf::Bdf`] (a PCI address), [`spec::PciSpec`] (an xl PCI spec
 //!    string, exactly as xl reads it), [`xlcfg::XlConfig`] (an xl domain
 //!    config file, read as libxlutil does and edited by splices),
-//!    [`bootcfg::ModprobeConf`] (the boot files of `persistent`).
+//!    [`bootcfg::ModprobeConf`] and [`bootcfg::sriov_rule`] (the boot files
+//!    of `persistent`).
 //! 4. [`host::Host`]: everything a module asks of a dom0, in libxl's and the
 //!    kernel's own steps. [`host::open`] gives the real dom0
 //!    ([`host::real::RealHost`]: sysfs, `xl`, xenstore) or a simulated one
@@ -34,10 +35,13 @@
 //!    dom0 [`guard`]), [`attach`] (hot-plug into running guests), [`domcfg`]
 //!    (the `pci` list of a config file, written through the safe-file layer
 //!    [`fileio`]: atomic, locked, backed up), [`facts`] (what pci_info
-//!    reports), and [`passthrough`], which plans a whole host over the
+//!    reports), [`sriov`] (a physical function's VFs, now and at boot),
+//!    and [`passthrough`], which plans a whole host over the
 //!    others (what each step knows of the steps before it) and undoes the
 //!    steps done when one fails. Check mode stops after the plan; apply
 //!    runs it and reports what was done, a rollback included.
+//!    Before any plan, [`select`] turns the selections of a device
+//!    argument (`{select: {...}, count: N}`) into devices on the host.
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 pub mod args;

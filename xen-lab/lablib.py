@@ -388,8 +388,10 @@ def normal_form(snap):
                          "opts": a.get("opts", "msitranslate=0,power_mgmt=0,permissive=0,rdm_policy=strict")})
         domains[d["name"]] = sorted(devs, key=lambda x: x["bdf"])
     devices = {}
-    for d in snap.get("devices", []):
+    for d in snap.get("devices", []) + _generated_vfs(snap):
         bdf = _canon_bdf(d["bdf"])
+        if bdf in devices:
+            continue
         st = {"driver": d.get("driver")}
         # Xen's owner of an attached device is the guest, whatever the flag.
         st["quarantined"] = "attached" if bdf in attached else bool(d.get("quarantined"))
@@ -413,6 +415,25 @@ def normal_form(snap):
         "files": files,
         "initramfs": _initramfs_form(snap),
     }
+
+
+def _generated_vfs(snap):
+    """The VFs a simulator snapshot leaves to its PFs' `sriov` blocks (a
+    VF in its generated state is not written out): each at routing id
+    PF + offset + i * stride, with the block's vf_driver."""
+    out = []
+    for pf in snap.get("devices", []):
+        sr = pf.get("sriov")
+        if not sr:
+            continue
+        dom, bus, rest = _canon_bdf(pf["bdf"]).split(":")
+        dev, fn = rest.split(".")
+        rid = int(bus, 16) << 8 | int(dev, 16) << 3 | int(fn)
+        for i in range(int(sr.get("num_vfs", 0))):
+            r = rid + int(sr.get("offset", 1)) + i * int(sr.get("stride", 1))
+            out.append({"bdf": f"{dom}:{r >> 8:02x}:{(r >> 3) & 0x1f:02x}.{r & 7}",
+                        "driver": sr.get("vf_driver")})
+    return out
 
 
 def _initramfs_form(snap):

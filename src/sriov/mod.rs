@@ -9,21 +9,19 @@
 //! before the count. No count changes while pciback holds a VF (the PF's
 //! driver refuses, `EPERM`), and removing VFs dom0 uses is refused unless
 //! `force`. With
-//! `persistent`, the udev rule of [`rule`] gives the PF the same VFs at
+//! `persistent`, the udev rule of [`crate::bootcfg::sriov_rule`] gives the PF the same VFs at
 //! every boot.
 //!
 //! [`plan`] reads the host and returns a [`Plan`] of [`Step`]s; [`apply`]
 //! runs them and, when making the new VFs fails after the old ones were
 //! removed, makes the old count again.
 
-pub mod rule;
-
 use std::fmt;
 
 use crate::bdf::Bdf;
+use crate::bootcfg::sriov_rule::{SriovRule, SriovRules};
 use crate::guard;
 use crate::host::{xs_pci_path, Host, HostError, ManagedFile, SriovCap, PCIBACK};
-use rule::{SriovRule, SriovRules};
 
 /// The checked request.
 #[derive(Debug, Clone, PartialEq, Eq)]

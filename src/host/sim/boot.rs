@@ -36,9 +36,9 @@ use std::collections::BTreeSet;
 
 use super::snapshot::{Files, Snapshot};
 use crate::bdf::Bdf;
+use crate::bootcfg::sriov_rule::SriovRules;
 use crate::bootcfg::{self, ModprobeRules};
 use crate::host::{BootDrivers, CommandOutput, PCIBACK};
-use crate::sriov::rule::SriovRules;
 
 /// The boot drivers of a device in the snapshot: its `drivers_that_match`
 /// (a module is named as its driver).

@@ -13,7 +13,7 @@
 //! trigger changes nothing.
 //!
 //! ```
-//! use xenpci::sriov::rule::{SriovRule, SriovRules};
+//! use xenpci::bootcfg::sriov_rule::{SriovRule, SriovRules};
 //!
 //! let mut rules = SriovRules::default();
 //! rules.set(SriovRule { pf: "07:00.0".parse().unwrap(), num_vfs: 4, autoprobe: false });

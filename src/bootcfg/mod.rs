@@ -1,6 +1,7 @@
 //! The boot configuration that keeps devices on xen-pciback across reboots:
 //! the text of this project's modprobe.d, modules-load.d and initramfs-tools
-//! files, read and written without I/O.
+//! files, read and written without I/O; and, in [`sriov_rule`], the udev
+//! rule that gives SR-IOV physical functions their VFs at boot.
 //!
 //! On Debian, xen-pciback is a module, and `options xen-pciback hide=(BDF)`
 //! alone loses the race: udev's coldplug loads a device's own driver (from
@@ -31,6 +32,8 @@
 //! assert!(text.contains("softdep e1000 pre: xen-pciback\n"));
 //! assert_eq!(ModprobeConf::parse(&text), conf);
 //! ```
+
+pub mod sriov_rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 
