@@ -26,7 +26,9 @@ use crate::sriov::{self, Plan, SriovRequest};
 /// at all, pciback included, until it is on again (`pci_device_can_probe`):
 /// to hand VFs to guests, leave it on. With `persistent`, the udev rule
 /// `/etc/udev/rules.d/70-xenpci-sriov.rules` gives the PF the same VFs (and
-/// autoprobe) at every boot, once its driver is bound. Idempotent; check
+/// autoprobe) at every boot, once its driver is bound; where
+/// initramfs-tools builds the initramfs, which carries a copy of the rule,
+/// `update-initramfs -u -k all` runs after every change of it. Idempotent; check
 /// mode and diff mode are supported; `XENPCI_HOST=FILE` runs it against a
 /// simulated dom0.
 #[derive(Debug, Deserialize, JsonSchema)]

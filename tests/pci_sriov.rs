@@ -47,3 +47,36 @@ fn persistent_vfs_come_back_after_a_reboot() {
     assert_eq!(after.json["numvfs_before"], json!(0), "{}", after.stdout);
     assert_eq!(after.json["changed"], json!(false));
 }
+
+/// Where initramfs-tools builds the initramfs, its udev hook copies the
+/// rule: a change of it rebuilds the initramfs (a stale copy would make
+/// the old count at boot, the root filesystem's rule then failing with
+/// EBUSY), and the VFs come back after a reboot.
+#[test]
+fn a_rule_change_rebuilds_the_initramfs() {
+    let patch = json!({"boot": {"initramfs": {"modules": ["ice"]}}});
+    let args = json!({"device": "81:00.0", "numvfs": 8, "persistent": true});
+    let (ran, _, dir) = run_on_shipped(BIN, "sriov", &patch, &args);
+    assert!(!ran.failed(), "{}", ran.stdout);
+    let actions = ran.json["actions"].as_array().expect("actions");
+    assert_eq!(
+        actions.last(),
+        Some(&json!("update-initramfs -u -k all")),
+        "{actions:?}"
+    );
+    let host = dir.path().join(HOST_FILE);
+    let env = [("XENPCI_HOST", host.to_str().expect("UTF-8"))];
+    sim_reboot(&host);
+    let again = run_module(BIN, &args, &env);
+    assert_eq!(again.json["changed"], json!(false), "{}", again.stdout);
+    assert_eq!(again.json["numvfs_before"], json!(8));
+    // Without persistent the rule, and so the initramfs, stay as they are.
+    let now = run_module(BIN, &json!({"device": "81:00.0", "numvfs": 2}), &env);
+    let actions = now.json["actions"].as_array().expect("actions");
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.as_str().unwrap_or("").contains("initramfs")),
+        "{actions:?}"
+    );
+}

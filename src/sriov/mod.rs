@@ -21,7 +21,7 @@ use std::fmt;
 use crate::bdf::Bdf;
 use crate::bootcfg::sriov_rule::{SriovRule, SriovRules};
 use crate::guard;
-use crate::host::{xs_pci_path, Host, HostError, ManagedFile, SriovCap, PCIBACK};
+use crate::host::{xs_pci_path, Host, HostError, InitramfsTool, ManagedFile, SriovCap, PCIBACK};
 
 /// The checked request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,11 @@ pub enum Step {
     WriteRule(String),
     /// Remove the udev rule file (no PF left in it).
     RemoveRule,
+    /// `update-initramfs -u -k all`: initramfs-tools copies the rules of
+    /// `/etc/udev/rules.d` into the initramfs, where a stale copy would
+    /// make the old count at boot (the root filesystem's then fails with
+    /// `EBUSY`).
+    RebuildInitramfs,
 }
 
 impl fmt::Display for Step {
@@ -62,6 +67,7 @@ impl fmt::Display for Step {
             Step::NumVfs(b, n) => write!(f, "write {n} to /sys/bus/pci/devices/{b}/sriov_numvfs"),
             Step::WriteRule(_) => write!(f, "write {}", ManagedFile::SriovRule.path()),
             Step::RemoveRule => write!(f, "remove {}", ManagedFile::SriovRule.path()),
+            Step::RebuildInitramfs => f.write_str("update-initramfs -u -k all"),
         }
     }
 }
@@ -194,6 +200,14 @@ pub fn plan(host: &dyn Host, req: &SriovRequest) -> Result<Plan, SriovError> {
             None => Step::RemoveRule,
         });
     }
+    // The rule changed, or a run killed before its rebuild left the marker.
+    let pending = host.file_read(ManagedFile::InitramfsPending)?.is_some();
+    let rule_changed = rule_after != rule_before;
+    if (rule_changed || (req.persistent && pending))
+        && host.initramfs_tool()? == InitramfsTool::InitramfsTools
+    {
+        steps.push(Step::RebuildInitramfs);
+    }
     let boot_num_vfs = rules.get(&pf).map(|r| r.num_vfs);
     if !req.persistent && boot_num_vfs.is_some_and(|n| n != req.num_vfs) {
         warnings.push(format!(
@@ -316,12 +330,24 @@ impl From<HostError> for Box<ApplyFailure> {
 pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Vec<String>, Box<ApplyFailure>> {
     let mut done = Vec::new();
     let mut old_removed = false;
+    // From the rule's change to the end of the rebuild, the marker says a
+    // rebuild is due (pci_assignable's boot files share it).
+    let rebuilds = plan.steps.contains(&Step::RebuildInitramfs);
+    let marks = rebuilds
+        && plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::WriteRule(_) | Step::RemoveRule));
     for step in &plan.steps {
         let result = match step {
             Step::Autoprobe(b, on) => host.sriov_set_autoprobe(b, *on),
             Step::NumVfs(b, n) => host.sriov_set_numvfs(b, *n),
-            Step::WriteRule(text) => host.file_write(ManagedFile::SriovRule, text.as_bytes()),
-            Step::RemoveRule => host.file_remove(ManagedFile::SriovRule),
+            Step::WriteRule(text) => mark(host, marks)
+                .and_then(|()| host.file_write(ManagedFile::SriovRule, text.as_bytes())),
+            Step::RemoveRule => {
+                mark(host, marks).and_then(|()| host.file_remove(ManagedFile::SriovRule))
+            }
+            Step::RebuildInitramfs => rebuild(host),
         };
         if let Err(e) = result {
             if old_removed && matches!(step, Step::NumVfs(..)) {
@@ -339,7 +365,43 @@ pub fn apply(host: &mut dyn Host, plan: &Plan) -> Result<Vec<String>, Box<ApplyF
         old_removed |= *step == Step::NumVfs(plan.pf, 0) && plan.cap.num_vfs > 0;
         done.push(step.to_string());
     }
+    if rebuilds {
+        host.file_remove(ManagedFile::InitramfsPending)
+            .map_err(|e| {
+                Box::new(ApplyFailure {
+                    error: e.into(),
+                    done: done.clone(),
+                })
+            })?;
+    }
     Ok(done)
+}
+
+/// Writes the pending-rebuild marker, when the plan rebuilds.
+fn mark(host: &mut dyn Host, marks: bool) -> Result<(), HostError> {
+    if !marks {
+        return Ok(());
+    }
+    host.file_write(
+        ManagedFile::InitramfsPending,
+        b"The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
+          the next run with persistent: true rebuilds it (or run update-initramfs -u -k all).\n",
+    )
+}
+
+/// `update-initramfs -u -k all`, its failure a sentence with its error.
+fn rebuild(host: &mut dyn Host) -> Result<(), HostError> {
+    let out = host.initramfs_rebuild()?;
+    if out.rc == 0 {
+        return Ok(());
+    }
+    Err(HostError::Other(format!(
+        "`update-initramfs -u -k all` failed with rc {}: {}; the udev rule is written, but \
+         until the initramfs is rebuilt its old copy there acts at boot (the next run with \
+         persistent: true tries again)",
+        out.rc,
+        out.error_line()
+    )))
 }
 
 #[cfg(test)]

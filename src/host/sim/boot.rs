@@ -15,11 +15,14 @@
 //! 4. systemd-modules-load: `boot.modules_load` and this project's
 //!    modules-load.d file.
 //!
-//! This project's udev rule of SR-IOV functions (pci_sriov `persistent`)
-//! is in the root filesystem only: from stage 3 on, a PF it names gets its
-//! VFs once bound (the coldplug's `add` event of a PF bound in the
-//! initramfs, the `bind` event of one bound later), with the rule's
-//! autoprobe; the drivers loaded by then probe them.
+//! This project's udev rule of SR-IOV functions (pci_sriov `persistent`):
+//! a PF it names gets its VFs once bound, with the rule's autoprobe, and
+//! the drivers loaded by then probe them. The initramfs has the copy it
+//! was built with (initramfs-tools copies `/etc/udev/rules.d`), applied on
+//! a PF's `bind` there; the root filesystem's coldplug replays `add` for
+//! every PF bound so far and its rule applies then, or on the `bind` of a
+//! PF bound later (a count the PF has already is a no-op, another one
+//! `EBUSY`: a stale copy in the initramfs wins).
 //!
 //! Loading a module runs its `softdep ... pre:` modules first (kmod). When
 //! xen-pciback loads, its `hide=` becomes its slots and it takes every
@@ -91,6 +94,8 @@ pub(super) fn rebuild_initramfs(state: &mut Snapshot) -> CommandOutput {
         modprobe_hide: state.files.modprobe_hide.clone(),
         modules_load: state.files.modules_load.clone(),
         initramfs_hook: state.files.initramfs_hook.clone(),
+        // initramfs-tools' udev hook copies the rules of /etc/udev/rules.d.
+        sriov_rule: state.files.sriov_rule.clone(),
         ..Files::default()
     };
     CommandOutput {
@@ -120,6 +125,9 @@ pub fn reboot(state: &mut Snapshot) {
             .iter()
             .map(|m| bootcfg::normal(m))
             .collect();
+        boot.sriov = Some(SriovRules::parse(
+            initramfs.files.sriov_rule.as_deref().unwrap_or(""),
+        ));
         boot.coldplug(&rules, &|m| held.contains(&bootcfg::normal(m)));
     }
     let rules = ModprobeRules::parse(boot.state.files.modprobe_hide.as_deref().unwrap_or(""));
