@@ -12,7 +12,9 @@
 //! ixgbe and mlx5 alike call `pci_disable_sriov` unless a VF is assigned),
 //! which deletes every VF (`sriov_del_vfs` in `drivers/pci/iov.c`), and
 //! binding the driver again does not bring them back: only a new write to
-//! `sriov_numvfs` does.
+//! `sriov_numvfs` does. (nvme keeps them, "driver left SR-IOV enabled after
+//! remove", seen on the lab's dom0: VFs whose PF has no driver, whose count
+//! nothing can change until it has one again.)
 //!
 //! ```
 //! use xenpci::guard::{refusals, Refusal};
@@ -153,9 +155,11 @@ impl fmt::Display for Refusal {
             ),
             Refusal::SriovVfs { vfs } => write!(
                 f,
-                "it is an SR-IOV physical function with {} VF(s) enabled ({}), which vanish \
-                 when its driver is unbound and do not come back when it is given back \
-                 (write 0 to its sriov_numvfs first to hand over the PF alone)",
+                "it is an SR-IOV physical function with {} VF(s) enabled ({}): unbinding its \
+                 driver deletes them with most drivers (ice, i40e, ixgbe and mlx5 disable \
+                 SR-IOV in their remove; nvme leaves them behind without it), and they do not \
+                 come back when it is given back (pci_sriov numvfs: 0 first hands over the PF \
+                 alone)",
                 vfs.len(),
                 vf_list(vfs)
             ),
