@@ -331,10 +331,12 @@ pub fn apply_boot(
     Ok(())
 }
 
-/// The marker's text, for a person who finds it.
-const PENDING: &str = "The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
-                       the next pci_assignable run with persistent: true rebuilds it\n\
-                       (or run update-initramfs -u -k all).\n";
+/// The marker's text, for a person who finds it; pci_sriov's udev rule
+/// shares the marker (the initramfs carries a copy of it too).
+pub const PENDING: &str =
+    "The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
+                           the next pci_assignable or pci_sriov run with persistent: true\n\
+                           rebuilds it (or run update-initramfs -u -k all).\n";
 
 fn rebuild_initramfs(host: &mut dyn Host) -> Result<(), BootFailure> {
     let out = host

@@ -18,6 +18,7 @@
 
 use std::fmt;
 
+use crate::assignable::boot::PENDING;
 use crate::bdf::Bdf;
 use crate::bootcfg::sriov_rule::{SriovRule, SriovRules};
 use crate::guard;
@@ -382,11 +383,7 @@ fn mark(host: &mut dyn Host, marks: bool) -> Result<(), HostError> {
     if !marks {
         return Ok(());
     }
-    host.file_write(
-        ManagedFile::InitramfsPending,
-        b"The boot files of xenpci changed and the initramfs was not rebuilt yet:\n\
-          the next run with persistent: true rebuilds it (or run update-initramfs -u -k all).\n",
-    )
+    host.file_write(ManagedFile::InitramfsPending, PENDING.as_bytes())
 }
 
 /// `update-initramfs -u -k all`, its failure a sentence with its error.
